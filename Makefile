@@ -1,0 +1,36 @@
+# heddle: make demo | make test | make lint | make soak
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test unit integration lint demo soak clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+
+test: venv lint
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+
+unit: venv
+	$(BIN)/python -m pytest -q -n 2 tests/unit
+
+integration: venv
+	$(BIN)/python -m pytest -q tests/integration
+
+demo: venv
+	$(BIN)/heddle demo
+
+soak: venv
+	HEDDLE_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/raft -k soak -s
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

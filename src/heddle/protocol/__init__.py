@@ -9,9 +9,11 @@ from heddle.protocol.blocks import (
     block_header_bytes,
     block_header_hash,
     block_signature_message,
+    block_signatures,
     get_metadata,
     last_config_index,
     new_block,
+    sign_block,
     transactions_filter,
 )
 from heddle.protocol.envelopes import (
@@ -24,14 +26,43 @@ from heddle.protocol.envelopes import (
     parse_envelope,
     sign_envelope,
 )
+from heddle.protocol.proposals import (
+    ParsedProposal,
+    build_response,
+    create_proposal,
+    endorsement_message,
+    error_response,
+    parse_signed_proposal,
+    proposal_hash,
+    sign_proposal,
+)
+from heddle.protocol.transactions import (
+    EndorsedAction,
+    NsRwSet,
+    parse_endorser_transaction,
+    parse_rwset,
+)
 
 __all__ = [
+    "EndorsedAction",
+    "NsRwSet",
+    "ParsedProposal",
+    "build_response",
+    "create_proposal",
+    "endorsement_message",
+    "error_response",
+    "parse_endorser_transaction",
+    "parse_rwset",
+    "parse_signed_proposal",
+    "proposal_hash",
+    "sign_proposal",
     "ParsedEnvelope",
     "ProtocolError",
     "block_data_hash",
     "block_header_bytes",
     "block_header_hash",
     "block_signature_message",
+    "block_signatures",
     "compute_txid",
     "get_metadata",
     "last_config_index",
@@ -40,6 +71,7 @@ __all__ = [
     "new_block",
     "new_nonce",
     "parse_envelope",
+    "sign_block",
     "sign_envelope",
     "transactions_filter",
 ]

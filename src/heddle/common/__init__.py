@@ -1,0 +1,1 @@
+"""Pieces shared by the node processes: YAML config access, TLS, gRPC plumbing."""

@@ -1,0 +1,48 @@
+"""TLS credentials for gRPC servers and clients from PEM files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+
+@dataclass
+class TlsFiles:
+    enabled: bool = False
+    cert: Path | None = None
+    key: Path | None = None
+    root_cas: list[Path] = field(default_factory=list)
+    client_auth_required: bool = False
+    client_root_cas: list[Path] = field(default_factory=list)
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        if not (self.cert and self.key):
+            raise ValueError("TLS is enabled but no certificate or private key is configured")
+        roots = b"".join(p.read_bytes() for p in self.client_root_cas) or None
+        return grpc.ssl_server_credentials(
+            [(self.key.read_bytes(), self.cert.read_bytes())],
+            root_certificates=roots,
+            require_client_auth=self.client_auth_required,
+        )
+
+
+def client_credentials(
+    root_pems: list[bytes], client_key: bytes | None = None, client_cert: bytes | None = None
+) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(
+        root_certificates=b"".join(root_pems) or None,
+        private_key=client_key,
+        certificate_chain=client_cert,
+    )
+
+
+# Fabric's default maximum gRPC message size (100 MB) for both directions.
+GRPC_MAX_MESSAGE = 100 * 1024 * 1024
+GRPC_OPTIONS = [
+    ("grpc.max_send_message_length", GRPC_MAX_MESSAGE),
+    ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.http2.max_pings_without_data", 0),
+]

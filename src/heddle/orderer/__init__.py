@@ -1,0 +1,1 @@
+"""The ordering service: Broadcast, block cutting, consensus, block writing, Deliver."""

@@ -1,0 +1,80 @@
+"""orderer.yaml: the keys a Fabric orderer operator knows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from heddle.common.config import ConfigFileError, YamlConfig
+from heddle.common.tls import TlsFiles
+
+
+@dataclass
+class OrdererNodeConfig:
+    listen_address: str
+    listen_port: int
+    tls: TlsFiles
+    local_msp_dir: Path
+    local_msp_id: str
+    ledger_dir: Path
+    admin_listen: str | None
+    admin_tls: TlsFiles
+    participation_enabled: bool
+    participation_max_body: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.listen_address}:{self.listen_port}"
+
+
+def _tls(cfg: YamlConfig, prefix: str, client_auth_key: str, client_roots_key: str) -> TlsFiles:
+    return TlsFiles(
+        enabled=cfg.get_bool(f"{prefix}.Enabled", False),
+        cert=cfg.get_path(f"{prefix}.Certificate"),
+        key=cfg.get_path(f"{prefix}.PrivateKey"),
+        root_cas=cfg.get_paths(f"{prefix}.RootCAs"),
+        client_auth_required=cfg.get_bool(client_auth_key, False),
+        client_root_cas=cfg.get_paths(client_roots_key),
+    )
+
+
+def load_orderer_config(path: str | Path) -> OrdererNodeConfig:
+    cfg = YamlConfig.load(path, "ORDERER")
+    tls = _tls(cfg, "General.TLS", "General.TLS.ClientAuthRequired", "General.TLS.ClientRootCAs")
+    admin_tls = _tls(cfg, "Admin.TLS", "Admin.TLS.ClientAuthRequired", "Admin.TLS.ClientRootCAs")
+    if tls.enabled and not (tls.cert and tls.key):
+        raise ConfigFileError(f"{path}: General.TLS.Enabled needs General.TLS.Certificate and PrivateKey")
+    method = str(cfg.get("General.BootstrapMethod", "none")).lower()
+    if method not in ("none", ""):
+        raise ConfigFileError(
+            f"{path}: General.BootstrapMethod {method!r} is not supported; use 'none' and join "
+            "channels through the channel participation API"
+        )
+    msp_dir = cfg.get_path("General.LocalMSPDir")
+    if msp_dir is None:
+        raise ConfigFileError(f"{path}: General.LocalMSPDir is required")
+    ledger = cfg.get_path("FileLedger.Location")
+    if ledger is None:
+        raise ConfigFileError(f"{path}: FileLedger.Location is required")
+    return OrdererNodeConfig(
+        listen_address=str(cfg.get("General.ListenAddress", "127.0.0.1")),
+        listen_port=cfg.get_int("General.ListenPort", 7050),
+        tls=tls,
+        local_msp_dir=msp_dir,
+        local_msp_id=str(cfg.require("General.LocalMSPID")),
+        ledger_dir=ledger,
+        admin_listen=cfg.get("Admin.ListenAddress"),
+        admin_tls=admin_tls,
+        participation_enabled=cfg.get_bool("ChannelParticipation.Enabled", True),
+        participation_max_body=_size(cfg.get("ChannelParticipation.MaxRequestBodySize", "1 MB")),
+    )
+
+
+def _size(value) -> int:
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().upper().replace(" ", "")
+    for unit, mult in (("KB", 1024), ("MB", 1024**2), ("GB", 1024**3), ("B", 1)):
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * mult)
+    return int(text)

@@ -1,0 +1,1 @@
+"""Consensus implementations behind one Chain interface: solo (and raft, later)."""

@@ -1,0 +1,82 @@
+"""The orderer process: gRPC AtomicBroadcast, the admin (participation) endpoint, channels."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from aiohttp import web
+
+from heddle.common.tls import GRPC_OPTIONS
+from heddle.msp import load_signing_identity
+from heddle.orderer.broadcast import AtomicBroadcast
+from heddle.orderer.config import OrdererNodeConfig
+from heddle.orderer.participation import make_app
+from heddle.orderer.registrar import Registrar
+
+log = logging.getLogger(__name__)
+
+
+class OrdererNode:
+    def __init__(self, config: OrdererNodeConfig):
+        self.config = config
+        self.identity = load_signing_identity(config.local_msp_dir, config.local_msp_id)
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="orderer-crypto")
+        self.registrar = Registrar(config.ledger_dir, self.identity, self.pool)
+        self._server: grpc.aio.Server | None = None
+        self._admin: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        cfg = self.config
+        await self.registrar.start()
+        server = grpc.aio.server(options=GRPC_OPTIONS)
+        server.add_generic_rpc_handlers([AtomicBroadcast(self.registrar).handler()])
+        if cfg.tls.enabled:
+            server.add_secure_port(cfg.address, cfg.tls.server_credentials())
+        else:
+            server.add_insecure_port(cfg.address)
+        await server.start()
+        self._server = server
+        if cfg.admin_listen and cfg.participation_enabled:
+            host, _, port = cfg.admin_listen.rpartition(":")
+            runner = web.AppRunner(make_app(self.registrar, cfg.participation_max_body))
+            await runner.setup()
+            await web.TCPSite(runner, host or "127.0.0.1", int(port), ssl_context=self._admin_ssl()).start()
+            self._admin = runner
+        log.warning("orderer %s serving on %s (TLS %s), admin on %s", cfg.local_msp_id, cfg.address,
+                    "on" if cfg.tls.enabled else "off", cfg.admin_listen)
+
+    def _admin_ssl(self) -> ssl.SSLContext | None:
+        t = self.config.admin_tls
+        if not t.enabled:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(t.cert), str(t.key))
+        if t.client_auth_required:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            for p in t.client_root_cas:
+                ctx.load_verify_locations(str(p))
+        return ctx
+
+    async def stop(self) -> None:
+        if self._admin:
+            await self._admin.cleanup()
+        if self._server:
+            await self._server.stop(grace=1)
+        await self.registrar.stop()
+        self.pool.shutdown(wait=False)
+
+
+async def run(config: OrdererNodeConfig) -> None:
+    node = OrdererNode(config)
+    await node.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await node.stop()

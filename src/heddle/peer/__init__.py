@@ -1,0 +1,1 @@
+"""The peer: block pulling, validation and commit, Deliver, system chaincodes, endorsement."""

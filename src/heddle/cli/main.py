@@ -20,7 +20,6 @@ _COMMAND_MODULES = [
     "orderer",
     "osnadmin",
     "peer",
-    "demo",
 ]
 
 

@@ -100,4 +100,3 @@ class YamlConfig:
             p = Path(os.path.expandvars(str(v)))
             out.append(p if p.is_absolute() else self.base_dir / p)
         return out
-

@@ -57,7 +57,7 @@ def _position(pos: ab_pb2.SeekPosition, height: int, what: str) -> int:
 async def deliver(
     requests: AsyncIterator[bytes],
     lookup: Callable[[str], DeliverSource | None],
-    respond_block: Callable[[common_pb2.Block], object],
+    respond_block: Callable[[common_pb2.Block, DeliverSource], object],
     respond_status: Callable[[int], object],
     check_async: Callable[[DeliverSource, object], Awaitable[None]],
 ) -> AsyncIterator[object]:
@@ -108,5 +108,5 @@ async def _serve_one(raw, lookup, respond_block, check_async):
         if source.config_sequence() != checked_seq:  # access is re-checked when config changes
             await check_async(source, parsed)
             checked_seq = source.config_sequence()
-        yield respond_block(source.block(number))
+        yield respond_block(source.block(number), source)
         number += 1

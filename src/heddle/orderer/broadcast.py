@@ -82,9 +82,7 @@ class AtomicBroadcast:
         finally:
             reader.cancel()
 
-    async def deliver(
-        self, requests: AsyncIterator[bytes], context
-    ) -> AsyncIterator[ab_pb2.DeliverResponse]:
+    async def deliver(self, requests: AsyncIterator[bytes], context) -> AsyncIterator[ab_pb2.DeliverResponse]:
         loop = asyncio.get_running_loop()
 
         async def check(source, parsed) -> None:
@@ -93,7 +91,7 @@ class AtomicBroadcast:
         async for item in deliver(
             requests,
             self.registrar.get,
-            lambda block: ab_pb2.DeliverResponse(block=block),
+            lambda block, _source: ab_pb2.DeliverResponse(block=block),
             lambda status: ab_pb2.DeliverResponse(status=status),
             check,
         ):

@@ -86,9 +86,7 @@ class ChannelSupport:
         try:
             self.config.policies.evaluate(path, signed)
         except PolicyError as exc:
-            raise BroadcastError(
-                Status.FORBIDDEN, f"access denied by policy {path}: {exc}"
-            ) from exc
+            raise BroadcastError(Status.FORBIDDEN, f"access denied by policy {path}: {exc}") from exc
 
     def check_normal(self, parsed: ParsedEnvelope) -> int:
         """Size and Writers checks for a normal message; returns its size for the cutter."""
@@ -111,9 +109,7 @@ class ChannelSupport:
 
     def wrap_config(self, config_env: configtx_pb2.ConfigEnvelope) -> bytes:
         shdr = make_signature_header(self.identity.serialized)
-        chdr = make_channel_header(
-            HeaderType.CONFIG, self.channel_id, compute_txid(shdr.nonce, shdr.creator)
-        )
+        chdr = make_channel_header(HeaderType.CONFIG, self.channel_id, compute_txid(shdr.nonce, shdr.creator))
         payload = common_pb2.Payload(
             header=common_pb2.Header(
                 channel_header=chdr.SerializeToString(),
@@ -121,9 +117,7 @@ class ChannelSupport:
             ),
             data=config_env.SerializeToString(),
         ).SerializeToString()
-        return common_pb2.Envelope(
-            payload=payload, signature=self.identity.sign(payload)
-        ).SerializeToString()
+        return common_pb2.Envelope(payload=payload, signature=self.identity.sign(payload)).SerializeToString()
 
     # ----- block writing (called by the consensus chain, one writer at a time) -----
     def create_next_block(self, envelopes: list[bytes]) -> common_pb2.Block:
@@ -145,8 +139,12 @@ class ChannelSupport:
         self._prev_hash = block_header_hash(block.header)
         if is_config:
             self.config = new_config
-            log.info("channel %s: config sequence %d in block %d", self.channel_id,
-                     new_config.sequence, block.header.number)
+            log.info(
+                "channel %s: config sequence %d in block %d",
+                self.channel_id,
+                new_config.sequence,
+                block.header.number,
+            )
 
     async def notify_height(self) -> None:
         async with self.height_changed:

@@ -47,8 +47,13 @@ class OrdererNode:
             await runner.setup()
             await web.TCPSite(runner, host or "127.0.0.1", int(port), ssl_context=self._admin_ssl()).start()
             self._admin = runner
-        log.warning("orderer %s serving on %s (TLS %s), admin on %s", cfg.local_msp_id, cfg.address,
-                    "on" if cfg.tls.enabled else "off", cfg.admin_listen)
+        log.warning(
+            "orderer %s serving on %s (TLS %s), admin on %s",
+            cfg.local_msp_id,
+            cfg.address,
+            "on" if cfg.tls.enabled else "off",
+            cfg.admin_listen,
+        )
 
     def _admin_ssl(self) -> ssl.SSLContext | None:
         t = self.config.admin_tls

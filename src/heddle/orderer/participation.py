@@ -47,8 +47,9 @@ def make_app(registrar: Registrar, max_body: int = 1024 * 1024) -> web.Applicati
     async def join(request: web.Request) -> web.Response:
         ctype = request.headers.get("Content-Type", "")
         if not ctype.startswith("multipart/form-data"):
-            return _error(415, "unsupported Content-Type; expected multipart/form-data with "
-                               "a 'config-block' file")
+            return _error(
+                415, "unsupported Content-Type; expected multipart/form-data with a 'config-block' file"
+            )
         try:
             form = await request.post()
         except web.HTTPRequestEntityTooLarge:
@@ -80,8 +81,11 @@ def make_app(registrar: Registrar, max_body: int = 1024 * 1024) -> web.Applicati
         try:
             return await handler(request)
         except web.HTTPMethodNotAllowed as exc:
-            return _error(405, f"method {request.method} is not allowed on {request.path}; "
-                               f"allowed: {', '.join(sorted(exc.allowed_methods))}")
+            return _error(
+                405,
+                f"method {request.method} is not allowed on {request.path}; "
+                f"allowed: {', '.join(sorted(exc.allowed_methods))}",
+            )
         except web.HTTPNotFound:
             return _error(404, f"no such resource: {request.path}")
 

@@ -83,8 +83,9 @@ class Registrar:
         consensus = support.config.orderer.consensus_type
         if consensus not in SUPPORTED_CONSENSUS:
             raise JoinError(
-                400, f"consensus type {consensus!r} is not supported by this orderer yet "
-                f"(supported: {', '.join(SUPPORTED_CONSENSUS)})"
+                400,
+                f"consensus type {consensus!r} is not supported by this orderer yet "
+                f"(supported: {', '.join(SUPPORTED_CONSENSUS)})",
             )
         chain = SoloChain(support)
         chain.start()
@@ -104,13 +105,19 @@ class Registrar:
         except (ConfigError, ValueError) as exc:
             raise JoinError(400, f"invalid config block: {exc}") from exc
         if block.header.number != 0:
-            raise JoinError(400, "joining with a config block other than the genesis block "
-                            "needs a Raft cluster to catch up from; use the genesis block")
+            raise JoinError(
+                400,
+                "joining with a config block other than the genesis block "
+                "needs a Raft cluster to catch up from; use the genesis block",
+            )
         if config.orderer is None:
             raise JoinError(400, "config block has no Orderer group")
         if config.orderer.consensus_type not in SUPPORTED_CONSENSUS:
-            raise JoinError(400, f"consensus type {config.orderer.consensus_type!r} is not "
-                            f"supported by this orderer yet (supported: {', '.join(SUPPORTED_CONSENSUS)})")
+            raise JoinError(
+                400,
+                f"consensus type {config.orderer.consensus_type!r} is not "
+                f"supported by this orderer yet (supported: {', '.join(SUPPORTED_CONSENSUS)})",
+            )
         async with self._lock:
             if config.channel_id in self.channels:
                 raise JoinError(405, f"cannot join: channel {config.channel_id} already exists")

@@ -151,8 +151,14 @@ class BlockValidator:
             if r.tx_id:
                 seen.add(r.tx_id)
             if r.code != Code.VALID:
-                log.info("block %d tx %d (%s) invalid: %s: %s", block.header.number, i, r.tx_id,
-                         Code.Name(r.code), r.reason)
+                log.info(
+                    "block %d tx %d (%s) invalid: %s: %s",
+                    block.header.number,
+                    i,
+                    r.tx_id,
+                    Code.Name(r.code),
+                    r.reason,
+                )
         return results
 
 

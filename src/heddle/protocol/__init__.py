@@ -5,6 +5,7 @@ hash, or the bytes an orderer signs over a block.
 """
 
 from heddle.protocol.blocks import (
+    TRANSACTIONS_FILTER_INDEX,
     block_data_hash,
     block_header_bytes,
     block_header_hash,
@@ -44,6 +45,7 @@ from heddle.protocol.transactions import (
 )
 
 __all__ = [
+    "TRANSACTIONS_FILTER_INDEX",
     "EndorsedAction",
     "NsRwSet",
     "ParsedProposal",

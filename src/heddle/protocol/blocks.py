@@ -15,6 +15,7 @@ from heddle.crypto.hashing import sha256
 SIGNATURES = common_pb2.BlockMetadataIndex.SIGNATURES
 LAST_CONFIG = common_pb2.BlockMetadataIndex.LAST_CONFIG
 TRANSACTIONS_FILTER = common_pb2.BlockMetadataIndex.TRANSACTIONS_FILTER
+TRANSACTIONS_FILTER_INDEX = TRANSACTIONS_FILTER
 ORDERER = common_pb2.BlockMetadataIndex.ORDERER
 COMMIT_HASH = common_pb2.BlockMetadataIndex.COMMIT_HASH
 METADATA_SLOTS = 5
@@ -40,11 +41,7 @@ def _der_octets(value: bytes) -> bytes:
 
 def block_header_bytes(header: common_pb2.BlockHeader) -> bytes:
     """The ASN.1 DER encoding Fabric hashes and signs for a block header."""
-    body = (
-        _der_integer(header.number)
-        + _der_octets(header.previous_hash)
-        + _der_octets(header.data_hash)
-    )
+    body = _der_integer(header.number) + _der_octets(header.previous_hash) + _der_octets(header.data_hash)
     return b"\x30" + _der_length(len(body)) + body
 
 
@@ -74,9 +71,7 @@ def get_metadata(block: common_pb2.Block, index: int) -> common_pb2.Metadata:
     return md
 
 
-def block_signature_message(
-    block: common_pb2.Block, metadata_value: bytes, signature_header: bytes
-) -> bytes:
+def block_signature_message(block: common_pb2.Block, metadata_value: bytes, signature_header: bytes) -> bytes:
     """The bytes an orderer signs for the SIGNATURES metadata slot."""
     return metadata_value + signature_header + block_header_bytes(block.header)
 
@@ -128,9 +123,7 @@ def sign_block(
     signature = sign(block_signature_message(block, value, sig_header))
     md = common_pb2.Metadata(
         value=value,
-        signatures=[
-            common_pb2.MetadataSignature(signature_header=sig_header, signature=signature)
-        ],
+        signatures=[common_pb2.MetadataSignature(signature_header=sig_header, signature=signature)],
     )
     while len(block.metadata.metadata) < METADATA_SLOTS:
         block.metadata.metadata.append(b"")

@@ -92,8 +92,10 @@ def _parse(message, data: bytes, what: str):
 
 def parse_signed_proposal(data: bytes | proposal_pb2.SignedProposal) -> ParsedProposal:
     """Decode a SignedProposal; ProtocolError names the layer that is malformed."""
-    signed = data if isinstance(data, proposal_pb2.SignedProposal) else _parse(
-        proposal_pb2.SignedProposal(), data, "SignedProposal"
+    signed = (
+        data
+        if isinstance(data, proposal_pb2.SignedProposal)
+        else _parse(proposal_pb2.SignedProposal(), data, "SignedProposal")
     )
     if not signed.proposal_bytes:
         raise ProtocolError("signed proposal has no proposal bytes")

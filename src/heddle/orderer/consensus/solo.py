@@ -46,9 +46,7 @@ class SoloChain:
             await self._queue.put(None)
             await self._task
 
-    def _enqueue(
-        self, parsed: ParsedEnvelope, data: bytes, size: int, is_config: bool
-    ) -> asyncio.Future:
+    def _enqueue(self, parsed: ParsedEnvelope, data: bytes, size: int, is_config: bool) -> asyncio.Future:
         if self._halted:
             raise BroadcastError(503, "channel is halted")  # SERVICE_UNAVAILABLE
         fut = asyncio.get_running_loop().create_future()
@@ -129,9 +127,7 @@ class SoloChain:
         block = support.create_next_block(batch)
         try:
             # the append fsyncs; keep the event loop free meanwhile
-            await asyncio.get_running_loop().run_in_executor(
-                None, support.write_block, block, is_config
-            )
+            await asyncio.get_running_loop().run_in_executor(None, support.write_block, block, is_config)
         except Exception as exc:  # a block we cannot write is fatal for this channel
             log.exception("channel %s: cannot write block %d", support.channel_id, block.header.number)
             self._halted = True

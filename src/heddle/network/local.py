@@ -1,0 +1,316 @@
+"""A Fabric test-network shaped network on this machine, in real processes.
+
+Layout under DATA (as Fabric's test-network):
+  organizations/{ordererOrganizations,peerOrganizations}/...   crypto material
+  configtx.yaml, channel-artifacts/<channel>.block              channel genesis
+  orderer/orderer.yaml, peers/<peer>/core.yaml                  node configuration
+  production/<node>/                                            ledgers
+  logs/<node>.log                                               node logs
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from heddle.channelconfig import genesis_block, load_configtx
+from heddle.channelconfig.defaults import DEFAULT_PROFILE, write_default_configtx
+from heddle.msp.cryptogen import CryptoMaterial, generate_default_network
+
+
+@dataclass
+class NetworkSpec:
+    channel: str = "mychannel"
+    host: str = "127.0.0.1"
+    orderer_port: int = 7050
+    orderer_admin_port: int = 7053
+    peer_ports: list[int] = field(default_factory=lambda: [7051, 9051])
+    batch_timeout: str = "2s"
+    max_message_count: int = 500
+    state_database: str = ""  # the embedded default
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(host: str, port: int, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise RuntimeError(f"process exited with code {proc.returncode}; log tail:\n{tail}")
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port} after {timeout:.0f}s (log: {log})")
+
+
+class LocalNetwork:
+    """Generate, start, join and stop a local network (one orderer, one peer per org)."""
+
+    def __init__(self, data_dir: str | Path, spec: NetworkSpec | None = None):
+        self.data = Path(data_dir).absolute()
+        self.spec = spec or NetworkSpec()
+        self.orgs_dir = self.data / "organizations"
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.crypto: CryptoMaterial | None = None
+
+    # ----- paths -----
+    @property
+    def genesis_path(self) -> Path:
+        return self.data / "channel-artifacts" / f"{self.spec.channel}.block"
+
+    def peer_name(self, i: int) -> str:
+        return f"peer0.org{i + 1}.example.com"
+
+    def peer_address(self, i: int) -> str:
+        return f"{self.spec.host}:{self.spec.peer_ports[i]}"
+
+    @property
+    def orderer_address(self) -> str:
+        return f"{self.spec.host}:{self.spec.orderer_port}"
+
+    def org_dir(self, i: int) -> Path:
+        return self.orgs_dir / "peerOrganizations" / f"org{i + 1}.example.com"
+
+    @property
+    def orderer_org_dir(self) -> Path:
+        return self.orgs_dir / "ordererOrganizations" / "example.com"
+
+    def user_msp(self, i: int, user: str = "User1") -> Path:
+        return self.org_dir(i) / "users" / f"{user}@org{i + 1}.example.com" / "msp"
+
+    def peer_tls_ca(self, i: int) -> Path:
+        return self.org_dir(i) / "peers" / self.peer_name(i) / "tls" / "ca.crt"
+
+    @property
+    def orderer_tls_ca(self) -> Path:
+        return self.orderer_org_dir / "orderers" / "orderer.example.com" / "tls" / "ca.crt"
+
+    # ----- generation -----
+    def generate(self) -> None:
+        """Crypto material, configtx.yaml, the channel's genesis block and node configs."""
+        spec = self.spec
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.crypto = generate_default_network(self.orgs_dir, peer_orgs=len(spec.peer_ports))
+        configtx = write_default_configtx(
+            self.data / "configtx.yaml",
+            self.orgs_dir,
+            host=spec.host,
+            orderer_ports=[spec.orderer_port],
+            peer_ports=spec.peer_ports,
+            batch_timeout=spec.batch_timeout,
+            max_message_count=spec.max_message_count,
+            peer_orgs=len(spec.peer_ports),
+        )
+        block = genesis_block(load_configtx(configtx), DEFAULT_PROFILE, spec.channel, configtx.parent)
+        self.genesis_path.parent.mkdir(parents=True, exist_ok=True)
+        self.genesis_path.write_bytes(block.SerializeToString())
+        self._write_orderer_yaml()
+        for i in range(len(spec.peer_ports)):
+            self._write_core_yaml(i)
+        (self.data / "network.json").write_text(json.dumps(self.describe(), indent=2))
+
+    def describe(self) -> dict:
+        return {
+            "channel": self.spec.channel,
+            "orderer": {
+                "address": self.orderer_address,
+                "admin": f"{self.spec.host}:{self.spec.orderer_admin_port}",
+                "tlsCA": str(self.orderer_tls_ca),
+            },
+            "peers": [
+                {
+                    "name": self.peer_name(i),
+                    "mspid": f"Org{i + 1}MSP",
+                    "address": self.peer_address(i),
+                    "tlsCA": str(self.peer_tls_ca(i)),
+                    "userMSP": str(self.user_msp(i)),
+                    "adminMSP": str(self.user_msp(i, "Admin")),
+                }
+                for i in range(len(self.spec.peer_ports))
+            ],
+        }
+
+    def _write_orderer_yaml(self) -> None:
+        node = self.orderer_org_dir / "orderers" / "orderer.example.com"
+        admin_tls = self.orderer_org_dir / "users" / "Admin@example.com" / "tls"
+        doc = {
+            "General": {
+                "ListenAddress": self.spec.host,
+                "ListenPort": self.spec.orderer_port,
+                "TLS": {
+                    "Enabled": True,
+                    "PrivateKey": str(node / "tls" / "server.key"),
+                    "Certificate": str(node / "tls" / "server.crt"),
+                    "RootCAs": [str(node / "tls" / "ca.crt")],
+                    "ClientAuthRequired": False,
+                },
+                "BootstrapMethod": "none",
+                "LocalMSPDir": str(node / "msp"),
+                "LocalMSPID": "OrdererMSP",
+            },
+            "FileLedger": {"Location": str(self.data / "production" / "orderer.example.com")},
+            "Admin": {
+                "ListenAddress": f"{self.spec.host}:{self.spec.orderer_admin_port}",
+                "TLS": {
+                    "Enabled": True,
+                    "PrivateKey": str(node / "tls" / "server.key"),
+                    "Certificate": str(node / "tls" / "server.crt"),
+                    "RootCAs": [str(node / "tls" / "ca.crt")],
+                    "ClientAuthRequired": True,
+                    "ClientRootCAs": [str(admin_tls / "ca.crt")],
+                },
+            },
+            "ChannelParticipation": {"Enabled": True, "MaxRequestBodySize": "1 MB"},
+        }
+        path = self.data / "orderer" / "orderer.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def _write_core_yaml(self, i: int) -> None:
+        name = self.peer_name(i)
+        node = self.org_dir(i) / "peers" / name
+        doc = {
+            "peer": {
+                "id": name,
+                "address": self.peer_address(i),
+                "listenAddress": self.peer_address(i),
+                "localMspId": f"Org{i + 1}MSP",
+                "mspConfigPath": str(node / "msp"),
+                "fileSystemPath": str(self.data / "production" / name),
+                "tls": {
+                    "enabled": True,
+                    "cert": {"file": str(node / "tls" / "server.crt")},
+                    "key": {"file": str(node / "tls" / "server.key")},
+                    "rootcert": {"file": str(node / "tls" / "ca.crt")},
+                    "clientAuthRequired": False,
+                },
+            },
+            "ledger": {"state": {"stateDatabase": self.spec.state_database}},
+        }
+        path = self.data / "peers" / name / "core.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    # ----- processes -----
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        logs = self.data / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "heddle.cli.main", "--log-level", "WARNING", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def start_orderer(self) -> None:
+        proc = self._spawn(
+            "orderer.example.com",
+            ["orderer", "start", "--config", str(self.data / "orderer" / "orderer.yaml")],
+        )
+        _wait_port(
+            self.spec.host, self.spec.orderer_port, proc, self.data / "logs" / "orderer.example.com.log"
+        )
+        _wait_port(
+            self.spec.host, self.spec.orderer_admin_port, proc, self.data / "logs" / "orderer.example.com.log"
+        )
+
+    def start_peer(self, i: int) -> None:
+        name = self.peer_name(i)
+        proc = self._spawn(name, ["peer", "start", "--config", str(self.data / "peers" / name / "core.yaml")])
+        _wait_port(self.spec.host, self.spec.peer_ports[i], proc, self.data / "logs" / f"{name}.log")
+
+    def start(self) -> None:
+        self.start_orderer()
+        for i in range(len(self.spec.peer_ports)):
+            self.start_peer(i)
+
+    def join(self) -> None:
+        """Join the orderer (participation API) and every peer (cscc) to the channel."""
+        from heddle.cli.main import main as heddle
+
+        admin_tls = self.orderer_org_dir / "users" / "Admin@example.com" / "tls"
+        rc = heddle(
+            [
+                "osnadmin",
+                "channel",
+                "join",
+                "--channelID",
+                self.spec.channel,
+                "--config-block",
+                str(self.genesis_path),
+                "-o",
+                f"{self.spec.host}:{self.spec.orderer_admin_port}",
+                "--ca-file",
+                str(self.orderer_tls_ca),
+                "--client-cert",
+                str(admin_tls / "client.crt"),
+                "--client-key",
+                str(admin_tls / "client.key"),
+                "--no-status",
+            ]
+        )
+        if rc != 0:
+            raise RuntimeError("orderer did not join the channel")
+        for i in range(len(self.spec.peer_ports)):
+            self.join_peer(i)
+
+    def join_peer(self, i: int) -> None:
+        from heddle.cli.main import main as heddle
+
+        rc = heddle(
+            [
+                "peer",
+                "channel",
+                "join",
+                "-b",
+                str(self.genesis_path),
+                "--peerAddresses",
+                self.peer_address(i),
+                "--mspID",
+                f"Org{i + 1}MSP",
+                "--mspPath",
+                str(self.user_msp(i, "Admin")),
+                "--tlsRootCertFiles",
+                str(self.peer_tls_ca(i)),
+            ]
+        )
+        if rc != 0:
+            raise RuntimeError(f"{self.peer_name(i)} did not join the channel")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(name)
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()

@@ -1,0 +1,126 @@
+"""The peer process: Endorser (system chaincodes), Deliver, and a block puller per channel."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from fabric_protos.common import common_pb2
+
+from heddle.chaincode.system.cscc import Cscc
+from heddle.chaincode.system.qscc import Qscc
+from heddle.channelconfig import ConfigError
+from heddle.common.tls import GRPC_OPTIONS
+from heddle.msp import Msp, load_signing_identity
+from heddle.peer.blockpuller import BlockPuller
+from heddle.peer.channel import PeerChannel
+from heddle.peer.config import PeerNodeConfig
+from heddle.peer.deliver import PeerDeliver
+from heddle.peer.endorser import Endorser
+
+log = logging.getLogger(__name__)
+
+
+class PeerNode:
+    def __init__(self, config: PeerNodeConfig):
+        self.config = config
+        self.identity = load_signing_identity(config.msp_dir, config.mspid)
+        self.local_msp = Msp.from_dir(config.msp_dir, config.mspid)
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="peer-crypto")
+        self.ledgers_dir = config.file_system_path / "ledgers"
+        self.channels: dict[str, PeerChannel] = {}
+        self.pullers: dict[str, BlockPuller] = {}
+        self.system_chaincodes = {
+            "qscc": Qscc(),
+            "cscc": Cscc(self.local_msp, self.join_channel_sync, self.channels),
+        }
+        self._server: grpc.aio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _client_tls(self) -> tuple[bytes | None, bytes | None]:
+        c = self.config
+        if c.client_key and c.client_cert:
+            return c.client_key.read_bytes(), c.client_cert.read_bytes()
+        return None, None
+
+    def _start_channel(self, channel: PeerChannel) -> None:
+        self.channels[channel.channel_id] = channel
+        key, cert = self._client_tls()
+        puller = BlockPuller(channel, self.identity, self.config.tls.enabled, key, cert)
+        self.pullers[channel.channel_id] = puller
+        puller.start()
+
+    def join_channel_sync(self, block: common_pb2.Block) -> str:
+        """cscc JoinChain; runs on a worker thread, hands the new channel to the event loop."""
+        try:
+            from heddle.channelconfig import parse_config_block
+
+            channel_id = parse_config_block(block).channel_id
+        except (ConfigError, ValueError) as exc:
+            raise ValueError(f"invalid genesis block: {exc}") from exc
+        if channel_id in self.channels:
+            raise ValueError(f"peer is already a member of channel {channel_id}")
+        try:
+            channel = PeerChannel.create(self.ledgers_dir, block, self.pool, self.config.state_backend)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self._adopt(channel), self._loop).result(timeout=30)
+        log.warning("joined channel %s", channel_id)
+        return channel_id
+
+    async def _adopt(self, channel: PeerChannel) -> None:
+        self._start_channel(channel)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.ledgers_dir.mkdir(parents=True, exist_ok=True)
+        for d in sorted(self.ledgers_dir.iterdir()):
+            if d.is_dir():
+                from heddle.ledger.kvledger import KvLedger
+
+                ledger = KvLedger(d, self.config.state_backend)
+                if ledger.height == 0:
+                    ledger.close()
+                    continue
+                self._start_channel(PeerChannel(d.name, ledger, self.pool))
+        server = grpc.aio.server(options=GRPC_OPTIONS)
+        endorser = Endorser(self.channels, self.system_chaincodes, self.identity, self.pool)
+        server.add_generic_rpc_handlers([endorser.handler(), PeerDeliver(self.channels, self.pool).handler()])
+        listen = self.config.listen_address
+        if self.config.tls.enabled:
+            server.add_secure_port(listen, self.config.tls.server_credentials())
+        else:
+            server.add_insecure_port(listen)
+        await server.start()
+        self._server = server
+        log.warning(
+            "peer %s (%s) serving on %s, channels: %s",
+            self.config.peer_id,
+            self.config.mspid,
+            listen,
+            ", ".join(self.channels) or "none",
+        )
+
+    async def stop(self) -> None:
+        for puller in self.pullers.values():
+            await puller.stop()
+        if self._server:
+            await self._server.stop(grace=1)
+        for channel in self.channels.values():
+            channel.close()
+        self.pool.shutdown(wait=False)
+
+
+async def run(config: PeerNodeConfig) -> None:
+    node = PeerNode(config)
+    await node.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await node.stop()

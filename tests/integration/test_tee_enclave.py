@@ -1,0 +1,247 @@
+"""Virtual enclaves as real processes: measurement, sealing, death, concurrency, ordering."""
+
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+
+from heddle.tee import (
+    AttestationError,
+    AttestedSession,
+    Enclave,
+    EnclaveDied,
+    EnclaveError,
+    EnclaveStartError,
+    VerificationPolicy,
+    VirtualPlatform,
+    expected_measurement,
+    verify_evidence,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+APP = '''
+import json, threading, time
+
+def setup(ctx):
+    order = {}
+    lock = threading.Lock()
+
+    @ctx.handler("slow")
+    def slow(body, session):
+        start = time.monotonic()
+        time.sleep(float(body))
+        return json.dumps([session.id, start, time.monotonic()]).encode()
+
+    @ctx.host_handler("append")
+    def append(body):
+        stream, value = body.split(b":")
+        with lock:
+            seen = order.setdefault(stream, [])
+            seen.append(int(value))
+            return json.dumps(seen).encode()
+
+    @ctx.host_handler("sleep")
+    def sleep(body):
+        time.sleep(float(body))
+        return body
+
+    @ctx.host_handler("ask_host")
+    def ask_host(body):
+        return ctx.call_host("host.double", body)
+
+    @ctx.host_handler("seal")
+    def seal(body):
+        return ctx.seal(body, label=b"test")
+
+    @ctx.host_handler("unseal")
+    def unseal(body):
+        return ctx.unseal(body, label=b"test")
+'''
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    return VirtualPlatform.ensure(tmp_path_factory.mktemp("platform"))
+
+
+@pytest.fixture
+def app(tmp_path):
+    path = tmp_path / "app.py"
+    path.write_text(APP)
+    return path
+
+
+def one_byte_different(app):
+    other = app.with_name("app_modified.py")
+    data = bytearray(app.read_bytes())
+    data[-2] = ord("x") if data[-2] != ord("x") else ord("y")  # inside the last line
+    other.write_bytes(bytes(data))
+    return other
+
+
+def test_enclave_measurement_is_fixed_by_its_code_and_bound_in_evidence(platform, app):
+    async def main():
+        async with await Enclave.start(app, platform=platform) as enclave:
+            assert enclave.measurement == expected_measurement(app)
+            nonce = os.urandom(32)
+            ev = await enclave.evidence(nonce)
+            dev = VerificationPolicy.development([enclave.measurement])
+            result = verify_evidence(ev, nonce=nonce, policy=dev, verifiers=[platform.verifier()])
+            assert result.measurement == enclave.measurement
+            assert set(result.public_keys) == {"tls"}
+            with pytest.raises(AttestationError, match="'virtual' is not accepted"):
+                verify_evidence(ev, nonce=nonce,
+                                policy=VerificationPolicy.production([enclave.measurement]),
+                                verifiers=[platform.verifier()])
+
+    run(main())
+
+
+def test_one_byte_different_enclave_is_refused_by_a_policy_for_the_original(platform, app):
+    modified = one_byte_different(app)
+
+    async def main():
+        policy = VerificationPolicy.development([expected_measurement(app)])
+        async with await Enclave.start(modified, platform=platform) as enclave:
+            assert enclave.measurement != expected_measurement(app)
+            with pytest.raises(AttestationError, match="not allowed"):
+                await AttestedSession.connect(enclave, policy=policy,
+                                              verifiers=[platform.verifier()])
+        async with await Enclave.start(app, platform=platform) as enclave:
+            session = await AttestedSession.connect(enclave, policy=policy,
+                                                    verifiers=[platform.verifier()])
+            assert await session.call("slow", b"0")
+
+    run(main())
+
+
+def test_sealed_data_opens_only_under_the_same_measurement(platform, app):
+    modified = one_byte_different(app)
+
+    async def main():
+        async with await Enclave.start(app, platform=platform) as enclave:
+            blob = await enclave.call("seal", b"database key")
+        assert b"database key" not in blob
+        async with await Enclave.start(modified, platform=platform) as other:
+            with pytest.raises(EnclaveError, match="different measurement"):
+                await other.call("unseal", blob)
+        async with await Enclave.start(app, platform=platform) as again:  # a restart
+            assert await again.call("unseal", blob) == b"database key"
+
+    run(main())
+
+
+def test_killed_enclave_gives_a_clear_error_and_a_new_one_can_start(platform, app):
+    async def main():
+        enclave = await Enclave.start(app, platform=platform)
+        pending = asyncio.ensure_future(enclave.call("sleep", b"5"))
+        await asyncio.sleep(0.2)
+        os.kill(enclave.pid, signal.SIGKILL)
+        with pytest.raises(EnclaveDied, match="died: killed by SIGKILL; start a new one"):
+            await pending
+        died = await asyncio.wait_for(enclave.wait_dead(), 5)
+        assert not enclave.alive and "SIGKILL" in str(died)
+        with pytest.raises(EnclaveDied):
+            await enclave.evidence(os.urandom(32))
+        async with await Enclave.start(app, platform=platform) as fresh:
+            assert fresh.alive and fresh.measurement == enclave.measurement
+            assert await fresh.call("sleep", b"0") == b"0"
+
+    run(main())
+
+
+def test_many_sessions_make_progress_in_parallel(platform, app):
+    import json
+
+    async def main():
+        async with await Enclave.start(app, platform=platform) as enclave:
+            policy = VerificationPolicy.development([enclave.measurement])
+            sessions = [
+                await AttestedSession.connect(enclave, policy=policy,
+                                              verifiers=[platform.verifier()])
+                for _ in range(6)
+            ]
+            t0 = time.monotonic()
+            replies = await asyncio.gather(*(s.call("slow", b"0.4") for s in sessions))
+            elapsed = time.monotonic() - t0
+            spans = [json.loads(r)[1:] for r in replies]
+            latest_start = max(s for s, _ in spans)
+            earliest_end = min(e for _, e in spans)
+            assert latest_start < earliest_end, "every session was inside its handler at once"
+            assert elapsed < 6 * 0.4 * 0.6, elapsed
+
+    run(main())
+
+
+def test_replies_interleave_and_each_stream_keeps_its_order(platform, app):
+    import json
+
+    async def main():
+        async with await Enclave.start(app, platform=platform) as enclave:
+            finished = []
+
+            async def call(method, body, stream=0):
+                out = await enclave.call(method, body, stream=stream)
+                finished.append(method)
+                return out
+
+            slow = asyncio.ensure_future(call("sleep", b"0.5"))
+            await asyncio.sleep(0.05)
+            await call("sleep", b"0")
+            assert finished == ["sleep"] and not slow.done()  # the later reply came first
+            await slow
+
+            streams = [enclave.new_stream() for _ in range(3)]
+            calls = [call("append", f"{s}:{i}".encode(), stream=s)
+                     for i in range(15) for s in streams]
+            results = await asyncio.gather(*calls)
+            for s in streams:
+                mine = [json.loads(r) for r in results if json.loads(r)]
+                last = max((r for r in mine if len(r) == 15), key=len)
+                assert last == list(range(15))
+            assert len(results) == 45
+
+    run(main())
+
+
+def test_enclave_requests_to_the_host_use_their_own_id_space(platform, app):
+    async def main():
+        frames = []
+        async with await Enclave.start(app, platform=platform,
+                                       tap=lambda d, f: frames.append((d, f))) as enclave:
+            async def double(body):
+                await asyncio.sleep(0.05)
+                return body * 2
+
+            enclave.on_request("host.double", double)
+            replies = await asyncio.gather(*(enclave.call("ask_host", bytes([65 + i]))
+                                             for i in range(5)))
+            assert replies == [bytes([65 + i]) * 2 for i in range(5)]
+            with pytest.raises(EnclaveError, match="no handler"):
+                enclave.on_request("host.double", None)  # type: ignore[arg-type]
+                enclave._handlers.pop("host.double")
+                await enclave.call("ask_host", b"Z")
+        from heddle.tee.enclave import wire
+        e2h_requests = [wire.decode_message(f[4:]) for d, f in frames if d == "e2h"]
+        e2h_requests = [m for m in e2h_requests if m.kind == wire.REQUEST]
+        assert sorted(m.txid for m in e2h_requests) == list(range(1, 7))
+
+    run(main())
+
+
+def test_enclave_that_cannot_load_its_application_fails_to_start(platform, tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def setup(ctx):\n    raise RuntimeError('no way')\n")
+
+    async def main():
+        with pytest.raises(EnclaveStartError, match="no way"):
+            await Enclave.start(bad, platform=platform, timeout=20)
+
+    run(main())

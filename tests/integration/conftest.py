@@ -9,8 +9,10 @@ from heddle.network.local import LocalNetwork, NetworkSpec, free_port
 
 def make_network(tmp_path_factory, name: str, **spec_kw) -> LocalNetwork:
     spec = NetworkSpec(
-        orderer_port=free_port(), orderer_admin_port=free_port(),
-        peer_ports=[free_port(), free_port()], **spec_kw,
+        orderer_port=free_port(),
+        orderer_admin_port=free_port(),
+        peer_ports=[free_port(), free_port()],
+        **spec_kw,
     )
     return LocalNetwork(tmp_path_factory.mktemp(name), spec)
 

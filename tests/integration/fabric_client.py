@@ -35,7 +35,9 @@ class Identity:
         self.mspid = mspid
         self.cert_pem = cert_pem
         self.key = key
-        self.serialized = identities_pb2.SerializedIdentity(mspid=mspid, id_bytes=cert_pem).SerializeToString()
+        self.serialized = identities_pb2.SerializedIdentity(
+            mspid=mspid, id_bytes=cert_pem
+        ).SerializeToString()
 
     @classmethod
     def from_msp_dir(cls, msp_dir: Path, mspid: str) -> Identity:
@@ -52,9 +54,14 @@ class Identity:
         name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "intruder")])
         now = dt.datetime.now(dt.UTC)
         cert = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256())
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256())
         )
         return cls(mspid, cert.public_bytes(serialization.Encoding.PEM), key)
 
@@ -70,15 +77,26 @@ def _headers(identity: Identity, channel: str, htype: int, extension: bytes = b"
     txid = txid if txid is not None else hashlib.sha256(nonce + identity.serialized).hexdigest()
     now = time.time()
     chdr = common_pb2.ChannelHeader(
-        type=htype, channel_id=channel, tx_id=txid, extension=extension,
+        type=htype,
+        channel_id=channel,
+        tx_id=txid,
+        extension=extension,
         timestamp=timestamp_pb2.Timestamp(seconds=int(now), nanos=int((now % 1) * 1e9)),
     )
     shdr = common_pb2.SignatureHeader(creator=identity.serialized, nonce=nonce)
     return chdr, shdr, txid
 
 
-def write_transaction(identity: Identity, channel: str, writes: dict[str, bytes], namespace="demo",
-                      txid=None, nonce=None, sign=True, pad: int = 0) -> tuple[common_pb2.Envelope, str]:
+def write_transaction(
+    identity: Identity,
+    channel: str,
+    writes: dict[str, bytes],
+    namespace="demo",
+    txid=None,
+    nonce=None,
+    sign=True,
+    pad: int = 0,
+) -> tuple[common_pb2.Envelope, str]:
     """An ENDORSER_TRANSACTION whose read/write set writes ``writes`` (no endorsements)."""
     chdr, shdr, txid = _headers(identity, channel, common_pb2.ENDORSER_TRANSACTION, txid=txid, nonce=nonce)
     kv = kv_rwset_pb2.KVRWSet(writes=[kv_rwset_pb2.KVWrite(key=k, value=v) for k, v in writes.items()])
@@ -99,40 +117,63 @@ def write_transaction(identity: Identity, channel: str, writes: dict[str, bytes]
         action=transaction_pb2.ChaincodeEndorsedAction(proposal_response_payload=prp.SerializeToString()),
     )
     tx = transaction_pb2.Transaction(
-        actions=[transaction_pb2.TransactionAction(header=shdr.SerializeToString(), payload=cap.SerializeToString())]
+        actions=[
+            transaction_pb2.TransactionAction(
+                header=shdr.SerializeToString(), payload=cap.SerializeToString()
+            )
+        ]
     )
     payload = common_pb2.Payload(
-        header=common_pb2.Header(channel_header=chdr.SerializeToString(), signature_header=shdr.SerializeToString()),
+        header=common_pb2.Header(
+            channel_header=chdr.SerializeToString(), signature_header=shdr.SerializeToString()
+        ),
         data=tx.SerializeToString(),
     ).SerializeToString()
     return common_pb2.Envelope(payload=payload, signature=identity.sign(payload) if sign else b""), txid
 
 
-def seek_envelope(identity: Identity, channel: str, start: int, stop: int | None = None,
-                  fail_if_not_ready=False) -> common_pb2.Envelope:
+def seek_envelope(
+    identity: Identity, channel: str, start: int, stop: int | None = None, fail_if_not_ready=False
+) -> common_pb2.Envelope:
     chdr, shdr, _ = _headers(identity, channel, common_pb2.DELIVER_SEEK_INFO)
-    stop_pos = (ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=stop)) if stop is not None
-                else ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=2**64 - 1)))
+    stop_pos = (
+        ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=stop))
+        if stop is not None
+        else ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=2**64 - 1))
+    )
     seek = ab_pb2.SeekInfo(
-        start=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=start)), stop=stop_pos,
-        behavior=ab_pb2.SeekInfo.FAIL_IF_NOT_READY if fail_if_not_ready else ab_pb2.SeekInfo.BLOCK_UNTIL_READY,
+        start=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=start)),
+        stop=stop_pos,
+        behavior=ab_pb2.SeekInfo.FAIL_IF_NOT_READY
+        if fail_if_not_ready
+        else ab_pb2.SeekInfo.BLOCK_UNTIL_READY,
     )
     payload = common_pb2.Payload(
-        header=common_pb2.Header(channel_header=chdr.SerializeToString(), signature_header=shdr.SerializeToString()),
+        header=common_pb2.Header(
+            channel_header=chdr.SerializeToString(), signature_header=shdr.SerializeToString()
+        ),
         data=seek.SerializeToString(),
     ).SerializeToString()
     return common_pb2.Envelope(payload=payload, signature=identity.sign(payload))
 
 
-def qscc_proposal(identity: Identity, channel: str, function: str, *args: bytes) -> proposal_pb2.SignedProposal:
+def qscc_proposal(
+    identity: Identity, channel: str, function: str, *args: bytes
+) -> proposal_pb2.SignedProposal:
     ext = proposal_pb2.ChaincodeHeaderExtension(chaincode_id=chaincode_pb2.ChaincodeID(name="qscc"))
-    chdr, shdr, _ = _headers(identity, channel, common_pb2.ENDORSER_TRANSACTION, extension=ext.SerializeToString())
-    spec = chaincode_pb2.ChaincodeInvocationSpec(chaincode_spec=chaincode_pb2.ChaincodeSpec(
-        chaincode_id=chaincode_pb2.ChaincodeID(name="qscc"),
-        input=chaincode_pb2.ChaincodeInput(args=[function.encode(), *args])))
+    chdr, shdr, _ = _headers(
+        identity, channel, common_pb2.ENDORSER_TRANSACTION, extension=ext.SerializeToString()
+    )
+    spec = chaincode_pb2.ChaincodeInvocationSpec(
+        chaincode_spec=chaincode_pb2.ChaincodeSpec(
+            chaincode_id=chaincode_pb2.ChaincodeID(name="qscc"),
+            input=chaincode_pb2.ChaincodeInput(args=[function.encode(), *args]),
+        )
+    )
     prop = proposal_pb2.Proposal(
-        header=common_pb2.Header(channel_header=chdr.SerializeToString(),
-                                 signature_header=shdr.SerializeToString()).SerializeToString(),
+        header=common_pb2.Header(
+            channel_header=chdr.SerializeToString(), signature_header=shdr.SerializeToString()
+        ).SerializeToString(),
         payload=proposal_pb2.ChaincodeProposalPayload(input=spec.SerializeToString()).SerializeToString(),
     )
     data = prop.SerializeToString()
@@ -141,8 +182,14 @@ def qscc_proposal(identity: Identity, channel: str, function: str, *args: bytes)
 
 def secure_channel(address: str, ca_file: Path) -> grpc.Channel:
     creds = grpc.ssl_channel_credentials(root_certificates=ca_file.read_bytes())
-    return grpc.secure_channel(address, creds, options=[("grpc.max_send_message_length", 200 * 2**20),
-                                                        ("grpc.max_receive_message_length", 200 * 2**20)])
+    return grpc.secure_channel(
+        address,
+        creds,
+        options=[
+            ("grpc.max_send_message_length", 200 * 2**20),
+            ("grpc.max_receive_message_length", 200 * 2**20),
+        ],
+    )
 
 
 def broadcast_stub(channel: grpc.Channel, raw: bool = False):

@@ -8,12 +8,6 @@ import threading
 import time
 
 import pytest
-from fabric_protos.common import common_pb2, ledger_pb2
-from fabric_protos.peer import transaction_pb2
-
-from heddle.ledger import open_state_db
-from heddle.protocol import block_header_hash
-
 from fabric_client import (
     Identity,
     broadcast_stub,
@@ -24,6 +18,11 @@ from fabric_client import (
     seek_envelope,
     write_transaction,
 )
+from fabric_protos.common import common_pb2, ledger_pb2
+from fabric_protos.peer import transaction_pb2
+
+from heddle.ledger import open_state_db
+from heddle.protocol import block_header_hash
 
 pytestmark = pytest.mark.integration
 N = 1000
@@ -34,8 +33,9 @@ def collect_filtered(net, peer: int, identity: Identity, until_txids: set[str], 
     codes: dict[str, int] = {}
     blocks = 0
     with secure_channel(net.peer_address(peer), net.peer_tls_ca(peer)) as ch:
-        call = peer_deliver_stub(ch, filtered=True)(iter([seek_envelope(identity, net.spec.channel, 0)]),
-                                                    timeout=timeout)
+        call = peer_deliver_stub(ch, filtered=True)(
+            iter([seek_envelope(identity, net.spec.channel, 0)]), timeout=timeout
+        )
         try:
             for resp in call:
                 assert resp.WhichOneof("Type") == "filtered_block", resp
@@ -51,8 +51,9 @@ def collect_filtered(net, peer: int, identity: Identity, until_txids: set[str], 
 
 def chain_info(net, peer: int, identity: Identity) -> ledger_pb2.BlockchainInfo:
     with secure_channel(net.peer_address(peer), net.peer_tls_ca(peer)) as ch:
-        resp = endorser_stub(ch)(qscc_proposal(identity, net.spec.channel, "GetChainInfo",
-                                               net.spec.channel.encode()), timeout=30)
+        resp = endorser_stub(ch)(
+            qscc_proposal(identity, net.spec.channel, "GetChainInfo", net.spec.channel.encode()), timeout=30
+        )
     assert resp.response.status == 200, resp.response.message
     return ledger_pb2.BlockchainInfo.FromString(resp.response.payload)
 
@@ -83,8 +84,10 @@ def test_thousand_envelopes_commit_and_peers_agree(network):
         with lock:
             responses.extend(out)
 
-    threads = [threading.Thread(target=send, args=(envelopes[: N // 2],)),
-               threading.Thread(target=send, args=(envelopes[N // 2 :],))]
+    threads = [
+        threading.Thread(target=send, args=(envelopes[: N // 2],)),
+        threading.Thread(target=send, args=(envelopes[N // 2 :],)),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -107,7 +110,9 @@ def test_thousand_envelopes_commit_and_peers_agree(network):
     # world state on each peer matches what was sent (the last write to a key wins)
     expected = {key: value for key, value in sent.values()}
     for peer in (0, 1):
-        state = open_state_db(net.data / "production" / net.peer_name(peer) / "ledgers" / net.spec.channel / "state")
+        state = open_state_db(
+            net.data / "production" / net.peer_name(peer) / "ledgers" / net.spec.channel / "state"
+        )
         try:
             got = state.get_many("demo", list(expected))
             assert {k: v.value for k, v in got.items() if v is not None} == expected
@@ -126,13 +131,23 @@ def test_peer_blocks_match_orderer_blocks(network):
     assert codes[txid] == transaction_pb2.VALID
     height = chain_info(net, 0, user).height
     with secure_channel(net.peer_address(0), net.peer_tls_ca(0)) as ch:
-        peer_blocks = [r.block for r in peer_deliver_stub(ch)(
-            iter([seek_envelope(user, net.spec.channel, 0, height - 1)]), timeout=30) if r.HasField("block")]
+        peer_blocks = [
+            r.block
+            for r in peer_deliver_stub(ch)(
+                iter([seek_envelope(user, net.spec.channel, 0, height - 1)]), timeout=30
+            )
+            if r.HasField("block")
+        ]
     from fabric_client import orderer_deliver_stub
 
     with secure_channel(net.orderer_address, net.orderer_tls_ca) as ch:
-        ord_blocks = [r.block for r in orderer_deliver_stub(ch)(
-            iter([seek_envelope(user, net.spec.channel, 0, height - 1)]), timeout=30) if r.HasField("block")]
+        ord_blocks = [
+            r.block
+            for r in orderer_deliver_stub(ch)(
+                iter([seek_envelope(user, net.spec.channel, 0, height - 1)]), timeout=30
+            )
+            if r.HasField("block")
+        ]
     assert len(peer_blocks) == len(ord_blocks) == height
     prev = b""
     for pb, ob in zip(peer_blocks, ord_blocks, strict=True):
@@ -155,7 +170,9 @@ def test_duplicate_and_bad_txid_are_marked_invalid(network):
     with secure_channel(net.orderer_address, net.orderer_tls_ca) as ch:
         assert next(broadcast_stub(ch)(iter([env]), timeout=30)).status == common_pb2.SUCCESS
     with secure_channel(net.peer_address(0), net.peer_tls_ca(0)) as ch:
-        call = peer_deliver_stub(ch, filtered=True)(iter([seek_envelope(user, net.spec.channel, 0)]), timeout=60)
+        call = peer_deliver_stub(ch, filtered=True)(
+            iter([seek_envelope(user, net.spec.channel, 0)]), timeout=60
+        )
         seen: list[tuple[str, int]] = []
         try:
             for resp in call:
@@ -167,7 +184,11 @@ def test_duplicate_and_bad_txid_are_marked_invalid(network):
         finally:
             call.cancel()
     dup_codes = [c for t, c in seen if t == txid]
-    assert dup_codes == [transaction_pb2.VALID, transaction_pb2.DUPLICATE_TXID, transaction_pb2.DUPLICATE_TXID]
+    assert dup_codes == [
+        transaction_pb2.VALID,
+        transaction_pb2.DUPLICATE_TXID,
+        transaction_pb2.DUPLICATE_TXID,
+    ]
     assert (bad_txid, transaction_pb2.BAD_PROPOSAL_TXID) in seen
     state = open_state_db(net.data / "production" / net.peer_name(0) / "ledgers" / net.spec.channel / "state")
     try:

@@ -57,9 +57,10 @@ def _url(args, path: str) -> str:
 
 async def _call(args, method: str, path: str, data=None) -> tuple[int, str]:
     try:
-        async with aiohttp.ClientSession() as session, session.request(
-            method, _url(args, path), data=data, ssl=_ssl(args)
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(method, _url(args, path), data=data, ssl=_ssl(args)) as resp,
+        ):
             return resp.status, await resp.text()
     except (aiohttp.ClientError, OSError, ssl.SSLError) as exc:
         raise CliError(f"cannot reach {args.orderer_address}: {exc}") from exc
@@ -81,8 +82,9 @@ def _join(args) -> int:
     if not block.is_file():
         raise CliError(f"config block {block} not found")
     form = aiohttp.FormData()
-    form.add_field("config-block", block.read_bytes(), filename=block.name,
-                   content_type="application/octet-stream")
+    form.add_field(
+        "config-block", block.read_bytes(), filename=block.name, content_type="application/octet-stream"
+    )
     return _print(args, *asyncio.run(_call(args, "POST", "", form)))
 
 

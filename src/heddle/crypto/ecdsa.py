@@ -20,8 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 _CURVE_ORDERS = {
     "secp256r1": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
     "secp384r1": int(
-        "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf"
-        "581a0db248b0a77aecec196accc52973",
+        "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
         16,
     ),
     "secp256k1": 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141,

@@ -49,9 +49,7 @@ def block_updates(
                         batch.put(ns.namespace, w.key, w.value, version)
                     history.append(HistoryEntry(ns.namespace, w.key, number, tx_num))
                 for mw in ns.kv.metadata_writes:
-                    batch.put_metadata(
-                        ns.namespace, mw.key, _encode_metadata(mw.entries), version
-                    )
+                    batch.put_metadata(ns.namespace, mw.key, _encode_metadata(mw.entries), version)
     return batch, history
 
 

@@ -7,7 +7,7 @@ the network that produced the reference blocks.
 
 from pathlib import Path
 
-FIXTURES = Path("/work/shared/fixtures/fabric-2.5.16/blocks")
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "fabric-2.5.16" / "blocks"
 
 # Equivalent of the reference network's configtx.yaml (test-network layout, with the
 # reference blocks' batch settings, addresses and anchor peers).

@@ -14,7 +14,7 @@ from heddle.policy import (
     parse_signature_policy,
 )
 
-BLOCK = Path("/work/shared/fixtures/fabric-2.5.16/blocks/block_0000.pb")
+BLOCK = Path(__file__).parents[2] / "fixtures" / "fabric-2.5.16" / "blocks" / "block_0000.pb"
 
 
 def _channel_group() -> configtx_pb2.ConfigGroup:
@@ -31,7 +31,6 @@ def _policies(group, path="/Channel"):
         yield from _policies(child, f"{path}/{name}")
 
 
-pytestmark = pytest.mark.skipif(not BLOCK.exists(), reason="fixture block missing")
 
 
 @pytest.fixture(scope="module")

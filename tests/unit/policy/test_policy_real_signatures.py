@@ -22,7 +22,7 @@ from heddle.policy import (
     parse_signature_policy,
 )
 
-BLOCKS = Path("/work/shared/fixtures/fabric-2.5.16/blocks")
+BLOCKS = Path(__file__).parents[2] / "fixtures" / "fabric-2.5.16" / "blocks"
 # The fixture network's certificates were issued 2026-11-22, valid for ten years.
 NOW = dt.datetime(2027, 6, 1, tzinfo=dt.UTC)
 
@@ -91,11 +91,7 @@ def test_real_ecdsa_signatures_satisfy_and_forgeries_do_not():
 
 # --- heddle.msp: cryptogen material, MspManager, signing identities ---------------------
 
-try:  # heddle.msp is written concurrently; the key-based test above runs without it.
-    import heddle.msp as msp
-except ImportError:  # pragma: no cover
-    msp = None
-needs_msp = pytest.mark.skipif(msp is None, reason="heddle.msp not available")
+import heddle.msp as msp  # noqa: E402
 
 
 class AtTime:
@@ -121,7 +117,6 @@ def _sign(identity, data: bytes) -> SignedData:
     return SignedData(data, identity.serialized, identity.sign(data))
 
 
-@needs_msp
 def test_policy_tree_over_real_msp_identities(network):
     material, manager = network
     pm = PolicyManager.from_channel_group(channel_group(), manager)
@@ -157,9 +152,6 @@ def test_policy_tree_over_real_msp_identities(network):
 
 # --- Real Fabric blocks: their identities, signatures and channel policies --------------
 
-needs_blocks = pytest.mark.skipif(
-    msp is None or not BLOCKS.is_dir(), reason="needs heddle.msp and the Fabric fixtures"
-)
 
 
 def _block(n: int) -> common_pb2.Block:
@@ -188,7 +180,6 @@ def _endorsements(envelope_bytes: bytes) -> list[SignedData]:
     return [SignedData(prp + e.endorser, e.endorser, e.signature) for e in cap.action.endorsements]
 
 
-@needs_blocks
 def test_fabric_endorsements_satisfy_majority_endorsement(fabric_channel):
     endorsements = _endorsements(_block(5).data.data[0])
     assert len(endorsements) == 2
@@ -202,7 +193,6 @@ def test_fabric_endorsements_satisfy_majority_endorsement(fabric_channel):
         fabric_channel.evaluate("/Channel/Application/Endorsement", [endorsements[0], tampered])
 
 
-@needs_blocks
 def test_fabric_client_signature_satisfies_writers(fabric_channel):
     env = common_pb2.Envelope.FromString(_block(4).data.data[0])
     shdr_bytes = common_pb2.Payload.FromString(env.payload).header.signature_header
@@ -214,7 +204,6 @@ def test_fabric_client_signature_satisfies_writers(fabric_channel):
         fabric_channel.evaluate("/Channel/Application/Admins", [sd])
 
 
-@needs_blocks
 def test_fabric_orderer_block_signature_satisfies_block_validation(fabric_channel):
     from heddle.protocol import block_signature_message
 

@@ -28,9 +28,11 @@ from heddle.protocol.envelopes import (
     sign_envelope,
 )
 from heddle.protocol.proposals import (
+    EndorsementMismatch,
     ParsedProposal,
     build_response,
     create_proposal,
+    create_signed_transaction,
     endorsement_message,
     error_response,
     parse_signed_proposal,
@@ -45,6 +47,8 @@ from heddle.protocol.transactions import (
 )
 
 __all__ = [
+    "EndorsementMismatch",
+    "create_signed_transaction",
     "TRANSACTIONS_FILTER_INDEX",
     "EndorsedAction",
     "NsRwSet",

@@ -160,3 +160,46 @@ def error_response(status: int, message: str) -> proposal_response_pb2.ProposalR
     return proposal_response_pb2.ProposalResponse(
         version=1, response=proposal_response_pb2.Response(status=status, message=message)
     )
+
+
+class EndorsementMismatch(ProtocolError):
+    """Endorsers returned different results for the same proposal."""
+
+
+def create_signed_transaction(
+    parsed: ParsedProposal,
+    responses: list[proposal_response_pb2.ProposalResponse],
+    sign,
+) -> common_pb2.Envelope:
+    """The transaction envelope a client submits to ordering: the proposal's header, one action
+    carrying the (identical) response payload and every endorsement, signed by the creator."""
+    from fabric_protos.peer import transaction_pb2
+
+    if not responses:
+        raise ProtocolError("at least one endorsement is needed")
+    payload = responses[0].payload
+    for r in responses:
+        if r.response.status < 200 or r.response.status >= 400:
+            raise ProtocolError(
+                f"proposal response was not successful: {r.response.status} {r.response.message}"
+            )
+        if r.payload != payload:
+            raise EndorsementMismatch("endorsers returned different proposal response payloads")
+        if not r.endorsement.signature:
+            raise ProtocolError("a proposal response carries no endorsement")
+    visible = proposal_pb2.ChaincodeProposalPayload(input=parsed.payload.input).SerializeToString()
+    action_payload = transaction_pb2.ChaincodeActionPayload(
+        chaincode_proposal_payload=visible,
+        action=transaction_pb2.ChaincodeEndorsedAction(
+            proposal_response_payload=payload, endorsements=[r.endorsement for r in responses]
+        ),
+    )
+    tx = transaction_pb2.Transaction(
+        actions=[
+            transaction_pb2.TransactionAction(
+                header=parsed.header.signature_header, payload=action_payload.SerializeToString()
+            )
+        ]
+    )
+    body = common_pb2.Payload(header=parsed.header, data=tx.SerializeToString()).SerializeToString()
+    return common_pb2.Envelope(payload=body, signature=sign(body))

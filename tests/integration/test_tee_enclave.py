@@ -22,7 +22,7 @@ from heddle.tee import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
-APP = '''
+APP = """
 import json, threading, time
 
 def setup(ctx):
@@ -38,6 +38,7 @@ def setup(ctx):
     @ctx.host_handler("append")
     def append(body):
         stream, value = body.split(b":")
+        time.sleep(0.002 * ((int(value) * 7) % 5))  # uneven work: a pool alone would reorder
         with lock:
             seen = order.setdefault(stream, [])
             seen.append(int(value))
@@ -61,7 +62,7 @@ def setup(ctx):
         return ctx.unseal(body, label=b"test")
 
 # variant: a
-'''
+"""
 
 
 def run(coro):
@@ -100,9 +101,28 @@ def test_enclave_measurement_is_fixed_by_its_code_and_bound_in_evidence(platform
             assert result.measurement == enclave.measurement
             assert set(result.public_keys) == {"tls"}
             with pytest.raises(AttestationError, match="'virtual' is not accepted"):
-                verify_evidence(ev, nonce=nonce,
-                                policy=VerificationPolicy.production([enclave.measurement]),
-                                verifiers=[platform.verifier()])
+                verify_evidence(
+                    ev,
+                    nonce=nonce,
+                    policy=VerificationPolicy.production([enclave.measurement]),
+                    verifiers=[platform.verifier()],
+                )
+
+    run(main())
+
+
+def test_debug_enclave_is_flagged_and_refused_unless_the_policy_allows_debug(platform, app):
+    async def main():
+        async with await Enclave.start(app, platform=platform, debug=True) as enclave:
+            assert enclave.debug
+            nonce = os.urandom(32)
+            ev = await enclave.evidence(nonce)
+            strict = VerificationPolicy.development([enclave.measurement], allow_debug=False)
+            with pytest.raises(AttestationError, match="debug enclaves are not allowed"):
+                verify_evidence(ev, nonce=nonce, policy=strict, verifiers=[platform.verifier()])
+            relaxed = VerificationPolicy.development([enclave.measurement])
+            result = verify_evidence(ev, nonce=nonce, policy=relaxed, verifiers=[platform.verifier()])
+            assert result.claims.debug
 
     run(main())
 
@@ -115,11 +135,9 @@ def test_one_byte_different_enclave_is_refused_by_a_policy_for_the_original(plat
         async with await Enclave.start(modified, platform=platform) as enclave:
             assert enclave.measurement != expected_measurement(app)
             with pytest.raises(AttestationError, match="not allowed"):
-                await AttestedSession.connect(enclave, policy=policy,
-                                              verifiers=[platform.verifier()])
+                await AttestedSession.connect(enclave, policy=policy, verifiers=[platform.verifier()])
         async with await Enclave.start(app, platform=platform) as enclave:
-            session = await AttestedSession.connect(enclave, policy=policy,
-                                                    verifiers=[platform.verifier()])
+            session = await AttestedSession.connect(enclave, policy=policy, verifiers=[platform.verifier()])
             assert await session.call("slow", b"0")
 
     run(main())
@@ -167,8 +185,7 @@ def test_many_sessions_make_progress_in_parallel(platform, app):
         async with await Enclave.start(app, platform=platform) as enclave:
             policy = VerificationPolicy.development([enclave.measurement])
             sessions = [
-                await AttestedSession.connect(enclave, policy=policy,
-                                              verifiers=[platform.verifier()])
+                await AttestedSession.connect(enclave, policy=policy, verifiers=[platform.verifier()])
                 for _ in range(6)
             ]
             t0 = time.monotonic()
@@ -203,9 +220,7 @@ def test_replies_interleave_and_each_stream_keeps_its_order(platform, app):
 
             streams = [enclave.new_stream() for _ in range(3)]
             plan = [(i, s) for i in range(15) for s in streams]
-            results = await asyncio.gather(
-                *(call("append", f"{s}:{i}".encode(), stream=s) for i, s in plan)
-            )
+            results = await asyncio.gather(*(call("append", f"{s}:{i}".encode(), stream=s) for i, s in plan))
             for (i, _s), reply in zip(plan, results, strict=True):
                 assert json.loads(reply) == list(range(i + 1))  # stream order kept
 
@@ -215,8 +230,10 @@ def test_replies_interleave_and_each_stream_keeps_its_order(platform, app):
 def test_enclave_requests_to_the_host_use_their_own_id_space(platform, app):
     async def main():
         frames = []
-        async with await Enclave.start(app, platform=platform,
-                                       tap=lambda d, f: frames.append((d, f))) as enclave:
+        async with await Enclave.start(
+            app, platform=platform, tap=lambda d, f: frames.append((d, f))
+        ) as enclave:
+
             async def double(body):
                 await asyncio.sleep(0.05)
                 return body * 2
@@ -224,13 +241,36 @@ def test_enclave_requests_to_the_host_use_their_own_id_space(platform, app):
             with pytest.raises(EnclaveError, match="host has no handler for 'host.double'"):
                 await enclave.call("ask_host", b"Z")
             enclave.on_request("host.double", double)
-            replies = await asyncio.gather(*(enclave.call("ask_host", bytes([65 + i]))
-                                             for i in range(5)))
+            replies = await asyncio.gather(*(enclave.call("ask_host", bytes([65 + i])) for i in range(5)))
             assert replies == [bytes([65 + i]) * 2 for i in range(5)]
         from heddle.tee.enclave import wire
-        e2h_requests = [wire.decode_message(f[4:]) for d, f in frames if d == "e2h"]
-        e2h_requests = [m for m in e2h_requests if m.kind == wire.REQUEST]
-        assert sorted(m.txid for m in e2h_requests) == list(range(1, 7))
+
+        def decode(direction):
+            raw = b"".join(f for d, f in frames if d == direction)
+            return [wire.decode_message(p) for p in wire.FrameDecoder().feed(raw)]
+
+        e2h = [m for m in decode("e2h") if m.kind == wire.REQUEST]
+        h2e = [m for m in decode("h2e") if m.kind == wire.REQUEST]
+        assert sorted(m.txid for m in e2h) == list(range(1, 7))  # the enclave's own ids
+        assert [m.txid for m in h2e] == list(range(1, 8))  # the host's ids, independent
+        replies_to_host = [m for m in decode("e2h") if m.kind == wire.REPLY]
+        assert {m.txid for m in replies_to_host} == set(range(1, 8))
+
+    run(main())
+
+
+def test_enclave_survives_garbage_and_forged_replies_from_the_host(platform, app):
+    from heddle.tee.enclave import wire
+
+    async def main():
+        async with await Enclave.start(app, platform=platform) as enclave:
+            await enclave._send(wire.frame(b"\x09 not a message at all"))
+            await enclave._send(wire.encode_message(wire.Message(wire.REPLY, 12345, "forged")))
+            with pytest.raises(EnclaveError, match="unknown method 'nonsense'"):
+                await enclave._request("nonsense", b"", 0)
+            with pytest.raises(EnclaveError, match="no open session"):
+                await enclave.relay(enclave.new_stream(), b"\x16\x03\x01")
+            assert await enclave.call("sleep", b"0") == b"0"
 
     run(main())
 

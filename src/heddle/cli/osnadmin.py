@@ -3,14 +3,11 @@ with the flags of Fabric's osnadmin."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import ssl
 from pathlib import Path
 
-import aiohttp
-
 from heddle.cli import CliError
+from heddle.orderer.participation_client import AdminEndpoint, ParticipationError, request
 
 
 def register(sub) -> None:
@@ -41,39 +38,24 @@ def register(sub) -> None:
     rm.set_defaults(func=_remove)
 
 
-def _ssl(args) -> ssl.SSLContext | bool:
-    if not args.ca_file:
-        return False
-    ctx = ssl.create_default_context(cafile=args.ca_file)
-    if args.client_cert:
-        ctx.load_cert_chain(args.client_cert, args.client_key)
-    return ctx
+def _endpoint(args) -> AdminEndpoint:
+    return AdminEndpoint(
+        args.orderer_address,
+        Path(args.ca_file) if args.ca_file else None,
+        Path(args.client_cert) if args.client_cert else None,
+        Path(args.client_key) if args.client_key else None,
+    )
 
 
-def _url(args, path: str) -> str:
-    scheme = "https" if args.ca_file else "http"
-    return f"{scheme}://{args.orderer_address}/participation/v1/channels{path}"
-
-
-async def _call(args, method: str, path: str, data=None) -> tuple[int, str]:
+def _call(args, method: str, path: str = "", block: bytes | None = None) -> int:
     try:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.request(method, _url(args, path), data=data, ssl=_ssl(args)) as resp,
-        ):
-            return resp.status, await resp.text()
-    except (aiohttp.ClientError, OSError, ssl.SSLError) as exc:
-        raise CliError(f"cannot reach {args.orderer_address}: {exc}") from exc
-
-
-def _print(args, status: int, body: str) -> int:
+        status, body = request(_endpoint(args), method, path, block)
+    except ParticipationError as exc:
+        raise CliError(str(exc)) from exc
     if not args.no_status:
         print(f"Status: {status}")
-    if body:
-        try:
-            print(json.dumps(json.loads(body), indent=2))
-        except ValueError:
-            print(body)
+    if body is not None:
+        print(json.dumps(body, indent=2))
     return 0 if status < 400 else 1
 
 
@@ -81,17 +63,12 @@ def _join(args) -> int:
     block = Path(args.config_block)
     if not block.is_file():
         raise CliError(f"config block {block} not found")
-    form = aiohttp.FormData()
-    form.add_field(
-        "config-block", block.read_bytes(), filename=block.name, content_type="application/octet-stream"
-    )
-    return _print(args, *asyncio.run(_call(args, "POST", "", form)))
+    return _call(args, "POST", "", block.read_bytes())
 
 
 def _list(args) -> int:
-    path = f"/{args.channelID}" if args.channelID else ""
-    return _print(args, *asyncio.run(_call(args, "GET", path)))
+    return _call(args, "GET", f"/{args.channelID}" if args.channelID else "")
 
 
 def _remove(args) -> int:
-    return _print(args, *asyncio.run(_call(args, "DELETE", f"/{args.channelID}")))
+    return _call(args, "DELETE", f"/{args.channelID}")

@@ -78,12 +78,8 @@ def _start(args) -> int:
 
 
 def _invoke_scc(args, channel: str, chaincode: str, fargs: list[bytes]) -> bytes:
-    import grpc
-    from fabric_protos.peer import proposal_response_pb2
-
-    from heddle.common.tls import GRPC_OPTIONS, client_credentials
     from heddle.msp import MspError, load_signing_identity
-    from heddle.protocol import create_proposal, sign_proposal
+    from heddle.peer.admin import PeerCallError, invoke_system_chaincode
 
     for flag, value in (
         ("--peerAddresses", args.peerAddresses),
@@ -96,28 +92,15 @@ def _invoke_scc(args, channel: str, chaincode: str, fargs: list[bytes]) -> bytes
         identity = load_signing_identity(args.mspPath, args.mspID)
     except (MspError, OSError) as exc:
         raise CliError(f"cannot load identity from {args.mspPath}: {exc}") from exc
-    proposal, _ = create_proposal(identity.serialized, channel, chaincode, fargs)
-    signed = sign_proposal(proposal, identity.sign)
+    tls_root = None
     if str(args.tls).lower() in ("true", "1", "yes"):
         if not args.tlsRootCertFiles:
             raise CliError("TLS is on: --tlsRootCertFiles (or CORE_PEER_TLS_ROOTCERT_FILE) is required")
-        creds = client_credentials([Path(args.tlsRootCertFiles).read_bytes()])
-        chan = grpc.secure_channel(args.peerAddresses, creds, options=GRPC_OPTIONS)
-    else:
-        chan = grpc.insecure_channel(args.peerAddresses, options=GRPC_OPTIONS)
-    with chan:
-        call = chan.unary_unary(
-            "/protos.Endorser/ProcessProposal",
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=proposal_response_pb2.ProposalResponse.FromString,
-        )
-        try:
-            resp = call(signed, timeout=30)
-        except grpc.RpcError as exc:
-            raise CliError(f"cannot reach peer {args.peerAddresses}: {exc.details()}") from exc
-    if resp.response.status >= 400:
-        raise CliError(f"proposal failed (status {resp.response.status}): {resp.response.message}")
-    return resp.response.payload
+        tls_root = Path(args.tlsRootCertFiles)
+    try:
+        return invoke_system_chaincode(args.peerAddresses, tls_root, identity, channel, chaincode, fargs)
+    except PeerCallError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def _join(args) -> int:

@@ -221,7 +221,58 @@ class LocalNetwork:
         )
         log.close()
         self.procs[name] = proc
+        self._save_pids()
         return proc
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data / "pids.json"
+
+    def _save_pids(self) -> None:
+        pids = {name: p.pid for name, p in self.procs.items() if p.poll() is None}
+        self.pid_file.write_text(json.dumps(pids, indent=2))
+
+    @staticmethod
+    def running_pids(data_dir: str | Path) -> dict[str, int]:
+        """Processes of a network started earlier (possibly by another command) that still run."""
+        path = Path(data_dir) / "pids.json"
+        if not path.exists():
+            return {}
+        alive = {}
+        for name, pid in json.loads(path.read_text()).items():
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                continue
+            alive[name] = pid
+        return alive
+
+    @staticmethod
+    def stop_pids(data_dir: str | Path, timeout: float = 15.0) -> list[str]:
+        """Stop a network's processes by their recorded pids (SIGTERM, then SIGKILL)."""
+        pids = LocalNetwork.running_pids(data_dir)
+        for pid in pids.values():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        deadline = time.monotonic() + timeout
+        for pid in pids.values():
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except OSError:
+                    break
+                time.sleep(0.05)
+            else:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        path = Path(data_dir) / "pids.json"
+        if path.exists():
+            path.unlink()
+        return sorted(pids)
 
     def start_orderer(self) -> None:
         proc = self._spawn(
@@ -247,61 +298,37 @@ class LocalNetwork:
 
     def join(self) -> None:
         """Join the orderer (participation API) and every peer (cscc) to the channel."""
-        from heddle.cli.main import main as heddle
+        from heddle.orderer.participation_client import AdminEndpoint
+        from heddle.orderer.participation_client import join as join_orderer
 
         admin_tls = self.orderer_org_dir / "users" / "Admin@example.com" / "tls"
-        rc = heddle(
-            [
-                "osnadmin",
-                "channel",
-                "join",
-                "--channelID",
-                self.spec.channel,
-                "--config-block",
-                str(self.genesis_path),
-                "-o",
-                f"{self.spec.host}:{self.spec.orderer_admin_port}",
-                "--ca-file",
-                str(self.orderer_tls_ca),
-                "--client-cert",
-                str(admin_tls / "client.crt"),
-                "--client-key",
-                str(admin_tls / "client.key"),
-                "--no-status",
-            ]
+        endpoint = AdminEndpoint(
+            f"{self.spec.host}:{self.spec.orderer_admin_port}",
+            self.orderer_tls_ca,
+            admin_tls / "client.crt",
+            admin_tls / "client.key",
         )
-        if rc != 0:
-            raise RuntimeError("orderer did not join the channel")
+        status, body = join_orderer(endpoint, self.genesis_path.read_bytes())
+        if status != 201:
+            raise RuntimeError(f"orderer did not join the channel: HTTP {status} {body}")
         for i in range(len(self.spec.peer_ports)):
             self.join_peer(i)
 
-    def join_peer(self, i: int) -> None:
-        from heddle.cli.main import main as heddle
+    def admin(self, i: int):
+        from heddle.msp import load_signing_identity
 
-        rc = heddle(
-            [
-                "peer",
-                "channel",
-                "join",
-                "-b",
-                str(self.genesis_path),
-                "--peerAddresses",
-                self.peer_address(i),
-                "--mspID",
-                f"Org{i + 1}MSP",
-                "--mspPath",
-                str(self.user_msp(i, "Admin")),
-                "--tlsRootCertFiles",
-                str(self.peer_tls_ca(i)),
-            ]
-        )
-        if rc != 0:
-            raise RuntimeError(f"{self.peer_name(i)} did not join the channel")
+        return load_signing_identity(self.user_msp(i, "Admin"), f"Org{i + 1}MSP")
+
+    def join_peer(self, i: int) -> None:
+        from heddle.peer.admin import join_channel
+
+        join_channel(self.peer_address(i), self.peer_tls_ca(i), self.admin(i), self.genesis_path.read_bytes())
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(name)
         proc.send_signal(sig)
         proc.wait(timeout=30)
+        self._save_pids()
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -314,3 +341,5 @@ class LocalNetwork:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.procs.clear()
+        if self.pid_file.exists():
+            self.pid_file.unlink()

@@ -20,6 +20,7 @@ _COMMAND_MODULES = [
     "orderer",
     "osnadmin",
     "peer",
+    "up",
     "demo",
 ]
 

@@ -69,6 +69,19 @@ class LocalNetwork:
         self.procs: dict[str, subprocess.Popen] = {}
         self.crypto: CryptoMaterial | None = None
 
+    @classmethod
+    def from_description(cls, data_dir: str | Path, doc: dict) -> LocalNetwork:
+        """A handle on a network generated earlier, from its network.json."""
+        host, _, oport = doc["orderer"]["address"].rpartition(":")
+        spec = NetworkSpec(
+            channel=doc["channel"],
+            host=host,
+            orderer_port=int(oport),
+            orderer_admin_port=int(doc["orderer"]["admin"].rpartition(":")[2]),
+            peer_ports=[int(p["address"].rpartition(":")[2]) for p in doc["peers"]],
+        )
+        return cls(data_dir, spec)
+
     # ----- paths -----
     @property
     def genesis_path(self) -> Path:

@@ -23,6 +23,7 @@ class PeerNodeConfig:
     client_key: Path | None
     client_cert: Path | None
     state_backend: str | None
+    max_proposal_args_bytes: int = 4 * 1024 * 1024
 
 
 def load_peer_config(path: str | Path) -> PeerNodeConfig:
@@ -61,4 +62,5 @@ def load_peer_config(path: str | Path) -> PeerNodeConfig:
         client_key=cfg.get_path("peer.tls.clientKey.file"),
         client_cert=cfg.get_path("peer.tls.clientCert.file"),
         state_backend=STATE_BACKENDS[backend_name],
+        max_proposal_args_bytes=cfg.get_int("peer.limits.maxProposalArgsBytes", 4 * 1024 * 1024),
     )

@@ -1,22 +1,24 @@
 """protos.Endorser/ProcessProposal.
 
 Checks run in Fabric's order: proposal format, creator signature and MSP, txid, duplicate
-txid, whether the chaincode may be called from outside, the ACL; then the call and a
-signed response. Only system chaincodes (qscc, cscc) run here so far: user chaincode,
-_lifecycle and simulation arrive with the endorsement work and are refused with a clear
-message until then.
+txid, whether the chaincode may be called from outside, the channel's Writers ACL
+(peer/Propose); then simulation (system chaincode in-process, or user chaincode through
+the chaincode runtime) and a response whose payload is endorsed with the peer's key.
+Every failure is a ProposalResponse with status >= 400 and a message saying what failed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 import grpc
 from fabric_protos.peer import proposal_response_pb2
 
 from heddle.chaincode.system.base import SccError
 from heddle.crypto import SignatureError
+from heddle.policy import PolicyError, SignedData
 from heddle.protocol import (
     ParsedProposal,
     ProtocolError,
@@ -30,23 +32,33 @@ log = logging.getLogger(__name__)
 
 # chaincodes that exist inside the peer but may never be invoked by a proposal
 NOT_INVOKABLE = {"escc", "vscc", "lscc"}
+WRITERS = "/Channel/Application/Writers"
+DEFAULT_MAX_ARGS_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class Checked:
+    """A proposal that passed the checks every chaincode shares."""
+
+    prop: ParsedProposal
+    channel: object | None
+    creator: object | None
 
 
 class Endorser:
-    def __init__(self, channels: dict, system_chaincodes: dict, identity, pool):
-        self.channels = channels
-        self.system_chaincodes = system_chaincodes
-        self.identity = identity
-        self.pool = pool
+    def __init__(self, node, max_args_bytes: int = DEFAULT_MAX_ARGS_BYTES):
+        self.node = node
+        self.max_args_bytes = max_args_bytes
 
-    def _process(self, raw: bytes) -> proposal_response_pb2.ProposalResponse:
+    # ----- the checks every proposal goes through -----
+    def _check(self, raw: bytes) -> Checked | proposal_response_pb2.ProposalResponse:
         try:
             prop = parse_signed_proposal(raw)
         except ProtocolError as exc:
             return error_response(400, f"invalid proposal: {exc}")
-        channel = None
+        channel = creator = None
         if prop.channel_id:
-            channel = self.channels.get(prop.channel_id)
+            channel = self.node.channels.get(prop.channel_id)
             if channel is None:
                 return error_response(404, f"channel '{prop.channel_id}' not found on this peer")
             try:
@@ -60,34 +72,148 @@ class Endorser:
             )
         if channel is not None and channel.ledger.blocks.contains_txid(prop.tx_id):
             return error_response(409, f"duplicate transaction found [{prop.tx_id}]")
-        name = prop.chaincode_name
-        if name in NOT_INVOKABLE:
-            return error_response(400, f"chaincode {name} cannot be invoked through a proposal")
-        scc = self.system_chaincodes.get(name)
-        if scc is None:
+        if prop.chaincode_name in NOT_INVOKABLE:
             return error_response(
-                501,
-                f"chaincode '{name}' cannot run: this peer runs only the system chaincodes "
-                f"({', '.join(sorted(self.system_chaincodes))}) so far",
+                400, f"chaincode {prop.chaincode_name} cannot be invoked through a proposal"
             )
-        return self._call_scc(scc, prop, channel)
+        size = sum(len(a) for a in prop.args)
+        if size > self.max_args_bytes:
+            return error_response(
+                413, f"proposal arguments are {size} bytes, over the maximum of {self.max_args_bytes} bytes"
+            )
+        return Checked(prop, channel, creator)
 
-    def _call_scc(self, scc, prop: ParsedProposal, channel) -> proposal_response_pb2.ProposalResponse:
-        args = prop.args
-        if not args:
-            return error_response(400, f"{scc.name}: no function given")
-        function = args[0].decode(errors="replace")
+    def _writers_acl(self, checked: Checked) -> proposal_response_pb2.ProposalResponse | None:
+        prop = checked.prop
+        signed = [SignedData(prop.signed.proposal_bytes, prop.creator, prop.signed.signature)]
         try:
-            scc.authorize(function, channel, prop)
-            payload = scc.invoke(function, args[1:], channel)
-        except SccError as exc:
-            return error_response(exc.status, exc.message)
+            checked.channel.config.policies.evaluate(WRITERS, signed)
+        except PolicyError as exc:
+            return error_response(
+                403, f"access denied for [peer/Propose] on channel {prop.channel_id}: {exc}"
+            )
+        return None
+
+    def _respond(
+        self, prop: ParsedProposal, status: int, message: str, payload: bytes, results=b"", events=b""
+    ):
+        identity = self.node.identity
         return build_response(
-            prop, 200, "", payload, endorser=self.identity.serialized, sign=self.identity.sign
+            prop, status, message, payload, results, events, endorser=identity.serialized, sign=identity.sign
         )
 
+    # ----- system chaincodes that do not simulate (qscc, cscc) -----
+    def _call_scc(self, scc, checked: Checked) -> proposal_response_pb2.ProposalResponse:
+        prop = checked.prop
+        if not prop.args:
+            return error_response(400, f"{scc.name}: no function given")
+        function = prop.args[0].decode(errors="replace")
+        try:
+            scc.authorize(function, checked.channel, prop)
+            payload = scc.invoke(function, prop.args[1:], checked.channel)
+        except SccError as exc:
+            return error_response(exc.status, exc.message)
+        return self._respond(prop, 200, "", payload)
+
+    # ----- _lifecycle and user chaincode: simulate, then endorse -----
+    def _lifecycle(self, checked: Checked) -> proposal_response_pb2.ProposalResponse:
+        from heddle.chaincode.lifecycle import SccContext
+        from heddle.ledger.simulator import TxSimulator
+
+        prop = checked.prop
+        if not prop.args:
+            return error_response(400, "_lifecycle: no function given")
+        function = prop.args[0].decode(errors="replace")
+        channel = checked.channel
+        creator = checked.creator
+        if channel is None:  # channel-less calls (install, query installed): local MSP identities
+            try:
+                creator = self.node.local_msp.deserialize_identity(prop.creator)
+                creator.verify(prop.signed.proposal_bytes, prop.signed.signature)
+            except (ValueError, SignatureError) as exc:
+                return error_response(
+                    403,
+                    f"access denied: creator is not a valid identity of {self.node.local_msp.mspid}: {exc}",
+                )
+        simulator = None
+        if channel is not None:
+            simulator = TxSimulator(channel.ledger.state, prop.tx_id, channel.ledger.blocks)
+        ctx = SccContext(
+            simulator=simulator,
+            channel=channel,
+            creator=creator,
+            local_mspid=self.node.config.mspid,
+            package_store=self.node.package_store,
+        )
+        try:
+            payload = self.node.lifecycle.invoke(function, prop.args[1:], ctx)
+        except SccError as exc:
+            return error_response(exc.status, exc.message)
+        results = simulator.results().SerializeToString() if simulator is not None else b""
+        return self._respond(prop, 200, "", payload, results)
+
+    async def _user_chaincode(self, checked: Checked) -> proposal_response_pb2.ProposalResponse:
+        from heddle.chaincode.runtime import ChaincodeError
+        from heddle.ledger.simulator import TxSimulator
+
+        prop, channel = checked.prop, checked.channel
+        try:
+            target = self.node.chaincode_target(channel, prop.chaincode_name)
+        except LookupError as exc:
+            return error_response(
+                500,
+                f"make sure the chaincode {prop.chaincode_name} has been successfully defined on channel "
+                f"{prop.channel_id} and try again: {exc}",
+            )
+        simulator = TxSimulator(channel.ledger.state, prop.tx_id, channel.ledger.blocks)
+        spec_input = prop.invocation.chaincode_spec.input
+        try:
+            result = await self.node.chaincode_support.execute(
+                prop.channel_id,
+                prop.tx_id,
+                target,
+                spec_input,
+                simulator,
+                prop.signed,
+                is_init=spec_input.is_init,
+            )
+        except ChaincodeError as exc:
+            return error_response(500, f"error in simulation: {exc}")
+        response = result.response
+        if response.status >= 400:
+            # the chaincode's own error, returned to the client as Fabric does (no endorsement)
+            return error_response(response.status, response.message)
+        events = result.event.SerializeToString() if result.event is not None else b""
+        results = simulator.results().SerializeToString()
+        return self._respond(prop, response.status, response.message, response.payload, results, events)
+
+    # ----- entry points -----
+    async def process_async(self, raw: bytes) -> proposal_response_pb2.ProposalResponse:
+        """Process one serialized SignedProposal (what the gRPC service and the Gateway call)."""
+        loop = asyncio.get_running_loop()
+        checked = await loop.run_in_executor(self.node.pool, self._check, raw)
+        if isinstance(checked, proposal_response_pb2.ProposalResponse):
+            return checked
+        name = checked.prop.chaincode_name
+        scc = self.node.system_chaincodes.get(name)
+        if scc is not None:
+            return await loop.run_in_executor(self.node.pool, self._call_scc, scc, checked)
+        if checked.channel is not None:
+            denied = await loop.run_in_executor(self.node.pool, self._writers_acl, checked)
+            if denied is not None:
+                return denied
+        if name == "_lifecycle":
+            return await loop.run_in_executor(self.node.pool, self._lifecycle, checked)
+        if checked.channel is None:
+            return error_response(400, f"chaincode {name} must be invoked on a channel")
+        try:
+            return await self._user_chaincode(checked)
+        except Exception as exc:  # the endorser must answer, whatever broke
+            log.exception("endorsement of %s failed", checked.prop.tx_id)
+            return error_response(500, f"endorsement failed: {exc}")
+
     async def process_proposal(self, raw: bytes, context) -> proposal_response_pb2.ProposalResponse:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, self._process, raw)
+        return await self.process_async(raw)
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(

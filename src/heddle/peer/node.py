@@ -37,6 +37,7 @@ class PeerNode:
             "qscc": Qscc(),
             "cscc": Cscc(self.local_msp, self.join_channel_sync, self.channels),
         }
+        self.endorser = Endorser(self, max_args_bytes=config.max_proposal_args_bytes)
         self._server: grpc.aio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -88,8 +89,9 @@ class PeerNode:
                     continue
                 self._start_channel(PeerChannel(d.name, ledger, self.pool))
         server = grpc.aio.server(options=GRPC_OPTIONS)
-        endorser = Endorser(self.channels, self.system_chaincodes, self.identity, self.pool)
-        server.add_generic_rpc_handlers([endorser.handler(), PeerDeliver(self.channels, self.pool).handler()])
+        server.add_generic_rpc_handlers(
+            [self.endorser.handler(), PeerDeliver(self.channels, self.pool).handler()]
+        )
         listen = self.config.listen_address
         if self.config.tls.enabled:
             server.add_secure_port(listen, self.config.tls.server_credentials())

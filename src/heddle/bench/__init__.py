@@ -1,0 +1,1 @@
+"""`heddle bench`: load generation, CPU accounting and the crypto limit, Caliper-style."""

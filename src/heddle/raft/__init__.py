@@ -1,0 +1,96 @@
+"""heddle.raft: a sans-I/O Raft consensus core (etcd-style RawNode + Ready).
+
+The core never touches sockets, clocks or disks: the caller ticks it, steps received
+messages into it, and processes each :class:`Ready` (persist, send, apply, advance).
+"""
+
+from heddle.raft.codec import (
+    RaftCodecError,
+    decode_conf_change,
+    decode_entries,
+    decode_entry,
+    decode_hard_state,
+    decode_message,
+    decode_snapshot,
+    encode_conf_change,
+    encode_entries,
+    encode_entry,
+    encode_hard_state,
+    encode_message,
+    encode_snapshot,
+)
+from heddle.raft.core import Config
+from heddle.raft.node import RawNode
+from heddle.raft.storage import (
+    CompactedError,
+    MemoryStorage,
+    SnapshotOutOfDateError,
+    Storage,
+    StorageError,
+    UnavailableError,
+)
+from heddle.raft.types import (
+    NONE,
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    InvalidMessageError,
+    Message,
+    MessageType,
+    ProposalDroppedError,
+    RaftError,
+    ReadState,
+    Ready,
+    Role,
+    Snapshot,
+    SnapshotMetadata,
+    SoftState,
+)
+from heddle.raft.wal import WalCorruptError, WalStorage
+
+__all__ = [
+    "NONE",
+    "CompactedError",
+    "ConfChange",
+    "ConfChangeType",
+    "ConfState",
+    "Config",
+    "Entry",
+    "EntryType",
+    "HardState",
+    "InvalidMessageError",
+    "MemoryStorage",
+    "Message",
+    "MessageType",
+    "ProposalDroppedError",
+    "RaftCodecError",
+    "RaftError",
+    "RawNode",
+    "ReadState",
+    "Ready",
+    "Role",
+    "Snapshot",
+    "SnapshotMetadata",
+    "SnapshotOutOfDateError",
+    "SoftState",
+    "Storage",
+    "StorageError",
+    "UnavailableError",
+    "WalCorruptError",
+    "WalStorage",
+    "decode_conf_change",
+    "decode_entries",
+    "decode_entry",
+    "decode_hard_state",
+    "decode_message",
+    "decode_snapshot",
+    "encode_conf_change",
+    "encode_entries",
+    "encode_entry",
+    "encode_hard_state",
+    "encode_message",
+    "encode_snapshot",
+]

@@ -14,20 +14,35 @@ from fabric_protos.peer import transaction_pb2
 
 from heddle.ledger.blockstore import BlockStore
 from heddle.ledger.history import HistoryEntry
+from heddle.ledger.mvcc import block_updates_for
 from heddle.ledger.statedb import Height, StateDB, UpdateBatch, open_state_db
-from heddle.protocol import ProtocolError, parse_endorser_transaction, parse_envelope, transactions_filter
+from heddle.protocol import (
+    NsRwSet,
+    ProtocolError,
+    parse_endorser_transaction,
+    parse_envelope,
+    transactions_filter,
+)
 
 log = logging.getLogger(__name__)
 VALID = transaction_pb2.VALID
 
 
 def block_updates(
-    block: common_pb2.Block, codes: bytes | list[int]
+    block: common_pb2.Block, codes: bytes | list[int], state: StateDB | None = None
 ) -> tuple[UpdateBatch, list[HistoryEntry]]:
-    """The world-state writes and history entries of a block's valid endorser transactions."""
-    batch = UpdateBatch()
-    history: list[HistoryEntry] = []
-    number = block.header.number
+    """The world-state updates and history entries of a block's VALID endorser transactions.
+
+    Used to replay a stored block (its TRANSACTIONS_FILTER gives ``codes``) and gives exactly
+    the batch the commit path built for it: same write rules (``heddle.ledger.mvcc``), and
+    ``state`` is the committed state as of the previous block, as it was at commit time.
+    """
+    return block_updates_for(state, block.header.number, valid_rwsets(block, codes))
+
+
+def valid_rwsets(block: common_pb2.Block, codes: bytes | list[int]) -> list[tuple[int, list[NsRwSet]]]:
+    """(tx_num, read/write sets of all its actions) for each VALID endorser transaction."""
+    out = []
     for tx_num, raw in enumerate(block.data.data):
         if codes[tx_num] != VALID:
             continue
@@ -37,27 +52,10 @@ def block_updates(
                 continue
             actions = parse_endorser_transaction(parsed.payload.data)
         except ProtocolError:  # a VALID transaction always parses; be defensive on replay
-            log.error("block %d tx %d is marked VALID but does not parse", number, tx_num)
+            log.error("block %d tx %d is marked VALID but does not parse", block.header.number, tx_num)
             continue
-        version = Height(number, tx_num)
-        for action in actions:
-            for ns in action.rwsets:
-                for w in ns.kv.writes:
-                    if w.is_delete:
-                        batch.delete(ns.namespace, w.key, version)
-                    else:
-                        batch.put(ns.namespace, w.key, w.value, version)
-                    history.append(HistoryEntry(ns.namespace, w.key, number, tx_num))
-                for mw in ns.kv.metadata_writes:
-                    batch.put_metadata(ns.namespace, mw.key, _encode_metadata(mw.entries), version)
-    return batch, history
-
-
-def _encode_metadata(entries) -> bytes:
-    """Key metadata as Fabric stores it: a serialized map of name -> value."""
-    from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
-
-    return kv_rwset_pb2.KVMetadataWrite(entries=list(entries)).SerializeToString()
+        out.append((tx_num, [ns for action in actions for ns in action.rwsets]))
+    return out
 
 
 class KvLedger:
@@ -76,7 +74,7 @@ class KvLedger:
         for number in range(next_block, self.blocks.height):
             block = self.blocks.get_by_number(number)
             codes = transactions_filter(block)
-            batch, history = block_updates(block, codes)
+            batch, history = block_updates(block, codes, self.state)
             self.state.apply_batch(batch, Height(number, len(block.data.data)), history)
             log.warning("replayed block %d into world state after restart", number)
 

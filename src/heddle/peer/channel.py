@@ -1,4 +1,9 @@
-"""One channel on a peer: its ledger and config, block commit, and a Deliver source."""
+"""One channel on a peer: its ledger and config, block commit, and a Deliver source.
+
+Commit: verify the block, validate its transactions (signatures and endorsement policies in
+parallel, reading committed state only), then MVCC in block order, which also builds the one
+state batch; append the block with its TRANSACTIONS_FILTER, then commit state and history.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,17 @@ from fabric_protos.peer import transaction_pb2
 from heddle.channelconfig import ChannelConfig, ConfigError, parse_config_block
 from heddle.common.deliver import DeliverRefused
 from heddle.ledger.kvledger import KvLedger, block_updates
-from heddle.peer.validator import BlockValidator, BlockVerificationError, TxResult, filter_bytes, verify_block
+from heddle.ledger.mvcc import MvccTx, validate_block
+from heddle.peer.validator import (
+    BlockValidator,
+    BlockVerificationError,
+    DefinitionLookup,
+    EndorsementPolicies,
+    LifecyclePolicyLookup,
+    TxResult,
+    filter_bytes,
+    verify_block,
+)
 from heddle.policy import PolicyError, SignedData
 from heddle.protocol import TRANSACTIONS_FILTER_INDEX, block_header_hash, last_config_index
 
@@ -27,11 +42,21 @@ READERS = "/Channel/Application/Readers"
 class PeerChannel:
     """Commits blocks for one channel; one committer at a time, readers concurrently."""
 
-    def __init__(self, channel_id: str, ledger: KvLedger, pool: Executor | None):
+    def __init__(
+        self,
+        channel_id: str,
+        ledger: KvLedger,
+        pool: Executor | None,
+        definitions: DefinitionLookup | None = None,
+        lifecycle_policy: LifecyclePolicyLookup | None = None,
+    ):
         self.channel_id = channel_id
         self.ledger = ledger
         self.pool = pool
         self.validator = BlockValidator(channel_id, pool)
+        # chaincode definition and _lifecycle policy lookups; default: heddle.chaincode.lifecycle
+        self.definitions = definitions
+        self.lifecycle_policy = lifecycle_policy
         last = ledger.blocks.last_block
         if last is None:
             raise ValueError(f"channel {channel_id}: ledger is empty")
@@ -51,6 +76,7 @@ class PeerChannel:
         genesis: common_pb2.Block,
         pool: Executor | None,
         state_backend: str | None = None,
+        **lookups,
     ) -> PeerChannel:
         """Create the channel's ledger from its genesis block (``peer channel join``)."""
         config = parse_config_block(genesis)  # raises ConfigError on a bad block
@@ -60,7 +86,7 @@ class PeerChannel:
         if ledger.height == 0:
             genesis.metadata.metadata[TRANSACTIONS_FILTER_INDEX] = bytes([Code.VALID])
             ledger.commit(genesis, *block_updates(genesis, [Code.VALID]))
-        return cls(config.channel_id, ledger, pool)
+        return cls(config.channel_id, ledger, pool, **lookups)
 
     # ----- Deliver source -----
     @property
@@ -95,7 +121,9 @@ class PeerChannel:
             if n != self.ledger.height:
                 raise BlockVerificationError(f"expected block {self.ledger.height}, got block {n}")
             verify_block(block, self._prev_hash, self.config)
-            results = self.validator.validate(block, self.config, self.ledger.blocks.contains_txid)
+            state = self.ledger.state
+            policies = EndorsementPolicies(state, self.config, self.definitions, self.lifecycle_policy)
+            results = self.validator.validate(block, self.config, self.ledger.blocks.contains_txid, policies)
             new_config = None
             if len(results) == 1 and results[0].code == Code.VALID and results[0].config_envelope:
                 try:
@@ -107,12 +135,21 @@ class PeerChannel:
                 except (ConfigError, ValueError) as exc:
                     results[0].code, results[0].reason = Code.INVALID_CONFIG_TRANSACTION, str(exc)
                     new_config = None
+            # MVCC and phantom checks in block order; the same pass builds the one state batch
+            mvcc_txs = [
+                MvccTx(r.code, r.rwsets if r.code == Code.VALID else (), r.policy_namespaces, r.reason)
+                for r in results
+            ]
+            outcome = validate_block(state, n, mvcc_txs)
+            for r, code, reason in zip(results, outcome.codes, outcome.reasons, strict=True):
+                if code != r.code:
+                    log.info("block %d tx %s invalid: %s: %s", n, r.tx_id, Code.Name(code), reason)
+                    r.code, r.reason = code, reason
             codes = filter_bytes(results)
             while len(block.metadata.metadata) <= TRANSACTIONS_FILTER_INDEX:
                 block.metadata.metadata.append(b"")
             block.metadata.metadata[TRANSACTIONS_FILTER_INDEX] = codes
-            batch, history = block_updates(block, codes)
-            self.ledger.commit(block, batch, history)
+            self.ledger.commit(block, outcome.batch, outcome.history)
             self._prev_hash = block_header_hash(block.header)
             if new_config is not None:
                 self.config = new_config

@@ -1,22 +1,29 @@
 """The peer's commit path on real ledgers: block verification, every validation code, and
-recovery of world state after a crash between block append and state commit."""
+recovery of world state after a crash between block append and state commit.
+
+Transactions that must commit are endorsed by Org1's peer under a chaincode definition for
+"demo" with policy OR('Org1MSP.peer'); unendorsed ones fail the endorsement policy."""
 
 from __future__ import annotations
 
 import pytest
+from endorsed_tx import Definitions, endorse, signature_policy, writes
 from fabric_client import Identity, write_transaction
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import transaction_pb2 as tx
 
 from heddle.ledger.kvledger import KvLedger
+from heddle.msp import load_signing_identity
 from heddle.peer.channel import PeerChannel
 from heddle.peer.validator import BlockVerificationError
 from heddle.protocol import block_header_hash, new_block, sign_block
 
+DEMO = Definitions(demo=signature_policy("OR('Org1MSP.peer')"))
+
 
 @pytest.fixture
 def channel(material, tmp_path):
-    ch = PeerChannel.create(tmp_path / "ledgers", material.genesis_copy(), pool=None)
+    ch = PeerChannel.create(tmp_path / "ledgers", material.genesis_copy(), pool=None, definitions=DEMO)
     yield ch
     ch.close()
 
@@ -24,6 +31,15 @@ def channel(material, tmp_path):
 @pytest.fixture(scope="module")
 def user(material):
     return Identity.from_msp_dir(material.msp(1), "Org1MSP")
+
+
+@pytest.fixture(scope="module")
+def peer1(material):
+    return load_signing_identity(material.peer_msp(1), "Org1MSP")
+
+
+def endorsed(user, peer, values):
+    return endorse(user, [peer], "demo", writes("demo", values))
 
 
 def make_block(channel, signer, envelopes, number=None, prev=None):
@@ -40,10 +56,10 @@ def codes(results):
     return [tx.TxValidationCode.Name(r.code) for r in results]
 
 
-def test_valid_block_commits_writes_and_history(channel, material, user):
+def test_valid_block_commits_writes_and_history(channel, material, user, peer1):
     orderer = material.orderer_identity()
-    e1, _ = write_transaction(user, "mychannel", {"a": b"1", "b": b"2"})
-    e2, _ = write_transaction(user, "mychannel", {"a": b"3"})
+    e1 = endorsed(user, peer1, {"a": b"1", "b": b"2"})
+    e2 = endorsed(user, peer1, {"a": b"3"})
     results = channel.commit(make_block(channel, orderer, [e1, e2]))
     assert codes(results) == ["VALID", "VALID"]
     assert channel.height == 2
@@ -103,9 +119,13 @@ def test_data_tampered_after_signing_is_refused(channel, material, user):
         channel.commit(block)
 
 
-def test_every_transaction_check_has_its_code(channel, material, user):
+def test_every_transaction_check_has_its_code(channel, material, user, peer1):
+    from heddle.protocol import parse_envelope
+
     orderer = material.orderer_identity()
-    good, good_txid = write_transaction(user, "mychannel", {"g": b"1"})
+    good = endorsed(user, peer1, {"g": b"1"})
+    good_txid = parse_envelope(good.SerializeToString()).channel_header.tx_id
+    unendorsed, _ = write_transaction(user, "mychannel", {"n": b"1"})
     bad_txid, _ = write_transaction(user, "mychannel", {"t": b"1"}, txid="00" * 32)
     bad_sig, _ = write_transaction(user, "mychannel", {"s": b"1"})
     bad_sig.signature = user.sign(b"different bytes")
@@ -115,7 +135,18 @@ def test_every_transaction_check_has_its_code(channel, material, user):
     block = make_block(
         channel,
         orderer,
-        [good, good, bad_txid, bad_sig, unknown_msp, other_ca, wrong_channel, b"\x0a\xff\xff", b""],
+        [
+            good,
+            good,
+            bad_txid,
+            bad_sig,
+            unknown_msp,
+            other_ca,
+            wrong_channel,
+            b"\x0a\xff\xff",
+            b"",
+            unendorsed,
+        ],
     )
     results = channel.commit(block)
     assert codes(results) == [
@@ -128,10 +159,11 @@ def test_every_transaction_check_has_its_code(channel, material, user):
         "TARGET_CHAIN_NOT_FOUND",
         "BAD_PAYLOAD",
         "NIL_ENVELOPE",
+        "ENDORSEMENT_POLICY_FAILURE",
     ]
     state = channel.ledger.state
     assert state.get("demo", "g").value == b"1"
-    for key in ("t", "s", "u", "c", "w"):
+    for key in ("t", "s", "u", "c", "w", "n"):
         assert state.get("demo", key) is None, key
     # the same txid in a later block is a duplicate of the committed one
     results = channel.commit(make_block(channel, orderer, [good]))
@@ -139,10 +171,10 @@ def test_every_transaction_check_has_its_code(channel, material, user):
     assert channel.ledger.blocks.tx_location(good_txid) == (1, 0)
 
 
-def test_state_is_replayed_after_crash_between_block_and_state_commit(material, user, tmp_path):
-    ch = PeerChannel.create(tmp_path / "ledgers", material.genesis_copy(), pool=None)
+def test_state_is_replayed_after_crash_between_block_and_state_commit(material, user, peer1, tmp_path):
+    ch = PeerChannel.create(tmp_path / "ledgers", material.genesis_copy(), pool=None, definitions=DEMO)
     orderer = material.orderer_identity()
-    e, _ = write_transaction(user, "mychannel", {"k": b"v1"})
+    e = endorsed(user, peer1, {"k": b"v1"})
     block = make_block(ch, orderer, [e])
     block.metadata.metadata[2] = bytes([tx.VALID])
     ch.ledger.blocks.append(block)  # the block is durable, the state batch never ran
@@ -156,8 +188,8 @@ def test_state_is_replayed_after_crash_between_block_and_state_commit(material, 
         ledger.close()
 
 
-def test_redelivered_block_is_ignored(channel, material, user):
-    e, _ = write_transaction(user, "mychannel", {"k": b"1"})
+def test_redelivered_block_is_ignored(channel, material, user, peer1):
+    e = endorsed(user, peer1, {"k": b"1"})
     block = make_block(channel, material.orderer_identity(), [e])
     first = channel.commit(block)
     again = common_pb2.Block()

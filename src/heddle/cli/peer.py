@@ -22,6 +22,10 @@ def register(sub) -> None:
     start.add_argument("--config", required=True, help="path to core.yaml")
     start.set_defaults(func=_start)
 
+    from heddle.cli.lifecycle import register_lifecycle
+
+    register_lifecycle(psub)
+
     ch = psub.add_parser("channel", help="join channels and query them")
     csub = ch.add_subparsers(dest="channel_command", metavar="COMMAND", required=True)
 

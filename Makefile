@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test unit integration lint demo soak clean
+.PHONY: venv test unit integration lint demo soak clean node-deps
 
 venv: $(STAMP)
 
@@ -17,7 +17,14 @@ $(STAMP): pyproject.toml
 lint: venv
 	$(BIN)/ruff check .
 
-test: venv lint
+NODE_DIR := tests/integration/node
+
+node-deps: $(NODE_DIR)/node_modules/.package-lock.json
+
+$(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --prefer-offline
+
+test: venv lint node-deps
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 unit: venv

@@ -96,8 +96,12 @@ def write_transaction(
     nonce=None,
     sign=True,
     pad: int = 0,
+    endorsers: tuple[Identity, ...] | list[Identity] = (),
 ) -> tuple[common_pb2.Envelope, str]:
-    """An ENDORSER_TRANSACTION whose read/write set writes ``writes`` (no endorsements)."""
+    """An ENDORSER_TRANSACTION whose read/write set writes ``writes``.
+
+    Each of ``endorsers`` (peer identities whose keys the test holds) signs the response
+    payload exactly as an endorsing peer does: over proposal_response_payload || endorser."""
     chdr, shdr, txid = _headers(identity, channel, common_pb2.ENDORSER_TRANSACTION, txid=txid, nonce=nonce)
     kv = kv_rwset_pb2.KVRWSet(writes=[kv_rwset_pb2.KVWrite(key=k, value=v) for k, v in writes.items()])
     results = rwset_pb2.TxReadWriteSet(
@@ -112,9 +116,16 @@ def write_transaction(
     prp = proposal_response_pb2.ProposalResponsePayload(
         proposal_hash=hashlib.sha256(txid.encode()).digest(), extension=action.SerializeToString()
     )
+    prp_bytes = prp.SerializeToString()
+    endorsements = [
+        proposal_response_pb2.Endorsement(endorser=e.serialized, signature=e.sign(prp_bytes + e.serialized))
+        for e in endorsers
+    ]
     cap = transaction_pb2.ChaincodeActionPayload(
         chaincode_proposal_payload=b"x" * pad,
-        action=transaction_pb2.ChaincodeEndorsedAction(proposal_response_payload=prp.SerializeToString()),
+        action=transaction_pb2.ChaincodeEndorsedAction(
+            proposal_response_payload=prp_bytes, endorsements=endorsements
+        ),
     )
     tx = transaction_pb2.Transaction(
         actions=[

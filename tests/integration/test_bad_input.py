@@ -49,9 +49,11 @@ def user(network):
     return Identity.from_msp_dir(network.user_msp(0), "Org1MSP")
 
 
-def test_broadcast_bad_inputs_get_precise_statuses_and_orderer_keeps_serving(network, user):
+def test_broadcast_bad_inputs_get_precise_statuses_and_orderer_keeps_serving(network, user, endorser):
     net = network
-    acked, acked_txid = write_transaction(user, net.spec.channel, {"before-bad-input": b"kept"})
+    acked, acked_txid = write_transaction(
+        user, net.spec.channel, {"before-bad-input": b"kept"}, endorsers=(endorser,)
+    )
     assert broadcast_one(net, acked).status == S.SUCCESS
 
     cases = []
@@ -68,25 +70,27 @@ def test_broadcast_bad_inputs_get_precise_statuses_and_orderer_keeps_serving(net
         )
     )
     # an unknown channel
-    env, _ = write_transaction(user, "nosuchchannel", {"k": b"v"})
+    env, _ = write_transaction(user, "nosuchchannel", {"k": b"v"}, endorsers=(endorser,))
     cases.append(("unknown channel", env, False, S.NOT_FOUND, "nosuchchannel"))
     # unsigned
-    env, _ = write_transaction(user, net.spec.channel, {"k": b"v"}, sign=False)
+    env, _ = write_transaction(user, net.spec.channel, {"k": b"v"}, sign=False, endorsers=(endorser,))
     cases.append(("unsigned", env, False, S.FORBIDDEN, "not signed"))
     # wrongly signed: a valid signature over other bytes
-    env, _ = write_transaction(user, net.spec.channel, {"k": b"v"})
+    env, _ = write_transaction(user, net.spec.channel, {"k": b"v"}, endorsers=(endorser,))
     env.signature = user.sign(b"something else")
     cases.append(("wrong signature", env, False, S.FORBIDDEN, "Writers"))
     # creator from an unknown MSP
     intruder = Identity.self_signed("EvilMSP")
-    env, _ = write_transaction(intruder, net.spec.channel, {"k": b"v"})
+    env, _ = write_transaction(intruder, net.spec.channel, {"k": b"v"}, endorsers=(endorser,))
     cases.append(("unknown MSP", env, False, S.FORBIDDEN, "EvilMSP"))
     # creator claiming a known MSP with a certificate from another CA
     impostor = Identity.self_signed("Org1MSP")
-    env, _ = write_transaction(impostor, net.spec.channel, {"k": b"v"})
+    env, _ = write_transaction(impostor, net.spec.channel, {"k": b"v"}, endorsers=(endorser,))
     cases.append(("foreign CA", env, False, S.FORBIDDEN, "creator is not valid"))
     # over AbsoluteMaxBytes (10 MB)
-    env, _ = write_transaction(user, net.spec.channel, {"big": b"v"}, pad=10 * 1024 * 1024 + 1)
+    env, _ = write_transaction(
+        user, net.spec.channel, {"big": b"v"}, pad=10 * 1024 * 1024 + 1, endorsers=(endorser,)
+    )
     cases.append(("oversized", env, False, S.BAD_REQUEST, "exceeds maximum allowed"))
     # a header type that cannot be broadcast
     env = seek_envelope(user, net.spec.channel, 0)
@@ -98,7 +102,9 @@ def test_broadcast_bad_inputs_get_precise_statuses_and_orderer_keeps_serving(net
         assert text in resp.info, (name, resp.info)
 
     # still serving, and both the earlier and a later transaction commit
-    after, after_txid = write_transaction(user, net.spec.channel, {"after-bad-input": b"ok"})
+    after, after_txid = write_transaction(
+        user, net.spec.channel, {"after-bad-input": b"ok"}, endorsers=(endorser,)
+    )
     assert broadcast_one(net, after).status == S.SUCCESS
     codes = committed_codes(net, user, {acked_txid, after_txid})
     assert codes[acked_txid] == transaction_pb2.VALID

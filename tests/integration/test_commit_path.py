@@ -58,7 +58,7 @@ def chain_info(net, peer: int, identity: Identity) -> ledger_pb2.BlockchainInfo:
     return ledger_pb2.BlockchainInfo.FromString(resp.response.payload)
 
 
-def test_thousand_envelopes_commit_and_peers_agree(network):
+def test_thousand_envelopes_commit_and_peers_agree(network, endorser):
     net = network
     user = Identity.from_msp_dir(net.user_msp(0), "Org1MSP")
     user2 = Identity.from_msp_dir(net.user_msp(1), "Org2MSP")
@@ -66,11 +66,13 @@ def test_thousand_envelopes_commit_and_peers_agree(network):
     envelopes = []
     for i in range(N):
         key, value = f"key{i:05d}", f"value-{i}".encode()
-        env, txid = write_transaction(user if i % 2 else user2, net.spec.channel, {key: value})
+        env, txid = write_transaction(
+            user if i % 2 else user2, net.spec.channel, {key: value}, endorsers=(endorser,)
+        )
         envelopes.append(env)
         sent[txid] = (key, value)
     # a later write to the same key wins in world state
-    env, txid = write_transaction(user, net.spec.channel, {"key00007": b"overwritten"})
+    env, txid = write_transaction(user, net.spec.channel, {"key00007": b"overwritten"}, endorsers=(endorser,))
     envelopes.append(env)
     sent[txid] = ("key00007", b"overwritten")
 
@@ -120,11 +122,11 @@ def test_thousand_envelopes_commit_and_peers_agree(network):
             state.close()
 
 
-def test_peer_blocks_match_orderer_blocks(network):
+def test_peer_blocks_match_orderer_blocks(network, endorser):
     """Every block the peer committed is byte-identical (header, data) to what the orderer wrote."""
     net = network
     user = Identity.from_msp_dir(net.user_msp(0), "Org1MSP")
-    env, txid = write_transaction(user, net.spec.channel, {"chain-check": b"1"})
+    env, txid = write_transaction(user, net.spec.channel, {"chain-check": b"1"}, endorsers=(endorser,))
     with secure_channel(net.orderer_address, net.orderer_tls_ca) as ch:
         assert next(broadcast_stub(ch)(iter([env]), timeout=30)).status == common_pb2.SUCCESS
     codes, _ = collect_filtered(net, 0, user, {txid})
@@ -157,11 +159,13 @@ def test_peer_blocks_match_orderer_blocks(network):
         assert len(pb.metadata.metadata[2]) == len(pb.data.data)  # TRANSACTIONS_FILTER written
 
 
-def test_duplicate_and_bad_txid_are_marked_invalid(network):
+def test_duplicate_and_bad_txid_are_marked_invalid(network, endorser):
     net = network
     user = Identity.from_msp_dir(net.user_msp(0), "Org1MSP")
-    env, txid = write_transaction(user, net.spec.channel, {"dup": b"first"})
-    bad_env, bad_txid = write_transaction(user, net.spec.channel, {"badtxid": b"x"}, txid="ab" * 32)
+    env, txid = write_transaction(user, net.spec.channel, {"dup": b"first"}, endorsers=(endorser,))
+    bad_env, bad_txid = write_transaction(
+        user, net.spec.channel, {"badtxid": b"x"}, txid="ab" * 32, endorsers=(endorser,)
+    )
     with secure_channel(net.orderer_address, net.orderer_tls_ca) as ch:
         statuses = [r.status for r in broadcast_stub(ch)(iter([env, env, bad_env]), timeout=30)]
     assert statuses == [common_pb2.SUCCESS] * 3  # the orderer does not dedupe; the peers do
@@ -194,5 +198,38 @@ def test_duplicate_and_bad_txid_are_marked_invalid(network):
     try:
         assert state.get("demo", "dup").value == b"first"
         assert state.get("demo", "badtxid") is None  # invalid transactions change nothing
+    finally:
+        state.close()
+
+
+def test_transactions_that_do_not_satisfy_the_endorsement_policy_change_nothing(network, endorser):
+    net = network
+    user = Identity.from_msp_dir(net.user_msp(0), "Org1MSP")
+    unendorsed, t1 = write_transaction(user, net.spec.channel, {"policy-1": b"x"})
+    by_client, t2 = write_transaction(user, net.spec.channel, {"policy-2": b"x"}, endorsers=(user,))
+    forged, t3 = write_transaction(user, net.spec.channel, {"policy-3": b"x"}, endorsers=(endorser,))
+    tx = transaction_pb2.Transaction()
+    payload = common_pb2.Payload.FromString(forged.payload)
+    tx.ParseFromString(payload.data)
+    cap = transaction_pb2.ChaincodeActionPayload.FromString(tx.actions[0].payload)
+    cap.action.endorsements[0].signature = user.sign(b"not the response payload")
+    tx.actions[0].payload = cap.SerializeToString()
+    payload.data = tx.SerializeToString()
+    forged.payload = payload.SerializeToString()
+    forged.signature = user.sign(forged.payload)
+    good, t4 = write_transaction(user, net.spec.channel, {"policy-4": b"x"}, endorsers=(endorser,))
+    with secure_channel(net.orderer_address, net.orderer_tls_ca) as ch:
+        statuses = [
+            r.status for r in broadcast_stub(ch)(iter([unendorsed, by_client, forged, good]), timeout=30)
+        ]
+    assert statuses == [common_pb2.SUCCESS] * 4
+    codes, _ = collect_filtered(net, 0, user, {t1, t2, t3, t4})
+    assert codes[t1] == transaction_pb2.ENDORSEMENT_POLICY_FAILURE
+    assert codes[t2] == transaction_pb2.ENDORSEMENT_POLICY_FAILURE
+    assert codes[t3] == transaction_pb2.ENDORSEMENT_POLICY_FAILURE
+    assert codes[t4] == transaction_pb2.VALID
+    state = open_state_db(net.data / "production" / net.peer_name(0) / "ledgers" / net.spec.channel / "state")
+    try:
+        assert [state.get("demo", f"policy-{i}") is None for i in (1, 2, 3, 4)] == [True, True, True, False]
     finally:
         state.close()

@@ -52,7 +52,7 @@ def broadcast(net, env):
         return next(broadcast_stub(ch)(iter([env]), timeout=30))
 
 
-def test_config_update_signed_by_orderer_admins_is_applied_everywhere(network):
+def test_config_update_signed_by_orderer_admins_is_applied_everywhere(network, endorser):
     net = network
     reader = Identity.from_msp_dir(net.user_msp(0), "Org1MSP")
     orderer_admin = load_signing_identity(
@@ -82,7 +82,7 @@ def test_config_update_signed_by_orderer_admins_is_applied_everywhere(network):
     txids = []
     envs = []
     for i in range(9):
-        env, txid = write_transaction(reader, net.spec.channel, {f"cfg-{i}": b"x"})
+        env, txid = write_transaction(reader, net.spec.channel, {f"cfg-{i}": b"x"}, endorsers=(endorser,))
         envs.append(env)
         txids.append(txid)
     with secure_channel(net.orderer_address, net.orderer_tls_ca) as ch:

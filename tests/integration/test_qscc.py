@@ -29,10 +29,10 @@ def qscc(net, user, function, *args):
         )
 
 
-def test_qscc_queries_find_a_committed_transaction(network):
+def test_qscc_queries_find_a_committed_transaction(network, endorser):
     net = network
     user = Identity.from_msp_dir(net.user_msp(0), "Org1MSP")
-    env, txid = write_transaction(user, net.spec.channel, {"qscc-key": b"v"})
+    env, txid = write_transaction(user, net.spec.channel, {"qscc-key": b"v"}, endorsers=(endorser,))
     with secure_channel(net.orderer_address, net.orderer_tls_ca) as ch:
         assert next(broadcast_stub(ch)(iter([env]), timeout=30)).status == common_pb2.SUCCESS
     with secure_channel(net.peer_address(0), net.peer_tls_ca(0)) as ch:

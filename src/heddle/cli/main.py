@@ -21,6 +21,7 @@ _COMMAND_MODULES = [
     "osnadmin",
     "peer",
     "up",
+    "tcf",
     "demo",
 ]
 

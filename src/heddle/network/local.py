@@ -337,6 +337,56 @@ class LocalNetwork:
 
         join_channel(self.peer_address(i), self.peer_tls_ca(i), self.admin(i), self.genesis_path.read_bytes())
 
+    # ----- chaincode -----
+    def _lifecycle_parties(self):
+        from heddle.chaincode.lifecycle.client import Endpoint, OrgAdmin
+
+        admins = [
+            OrgAdmin(self.admin(i), (Endpoint.of(self.peer_address(i), self.peer_tls_ca(i)),))
+            for i in range(len(self.spec.peer_ports))
+        ]
+        return admins, Endpoint.of(self.orderer_address, self.orderer_tls_ca)
+
+    def committed_sequence(self, name: str) -> int:
+        from heddle.chaincode.lifecycle.client import committed_sequence
+
+        admins, _ = self._lifecycle_parties()
+        return committed_sequence(admins[0].identity, self.spec.channel, name, admins[0].peers[0])
+
+    def deploy_chaincode(
+        self, name: str, source: str, signature_policy: str | None = None, version: str = "1.0"
+    ) -> int:
+        """Package, install on every peer, approve for every org and commit ``name``.
+
+        ``source`` is a folder with a Python contract (the peers run it) or HOST:PORT of a
+        chaincode server (chaincode as a service). Returns the committed sequence; a new
+        package for an existing name is an upgrade to the next sequence."""
+        from heddle.chaincode.lifecycle import ccaas_package, package
+        from heddle.chaincode.lifecycle.client import application_policy, deploy
+
+        label = f"{name}_{version}"
+        path = Path(source)
+        if path.is_dir():
+            package_bytes = package(label, "python", path)
+        elif ":" in source and source.rpartition(":")[2].isdigit():
+            package_bytes = ccaas_package(label, source)
+        else:
+            raise ValueError(f"{source!r} is neither a folder nor a HOST:PORT chaincode server address")
+        admins, orderer = self._lifecycle_parties()
+        current = self.committed_sequence(name)
+        policy = application_policy(signature_policy or "")
+        deploy(
+            admins,
+            orderer,
+            self.spec.channel,
+            name,
+            package_bytes,
+            version=version,
+            sequence=current + 1,
+            validation_parameter=policy,
+        )
+        return current + 1
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(name)
         proc.send_signal(sig)

@@ -67,7 +67,7 @@ def _join_if_needed(net: LocalNetwork) -> None:
 def _deploy_basic(net: LocalNetwork) -> None:
     if _committed(net, "basic"):
         return
-    net.deploy_chaincode("basic", str(example_path()))
+    net.deploy_chaincode("basic", str(example_path() / "chaincode"))
 
 
 def _committed(net: LocalNetwork, name: str) -> bool:

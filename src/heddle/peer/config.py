@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from heddle.channelconfig.units import parse_duration
 from heddle.common.config import ConfigFileError, YamlConfig
 from heddle.common.tls import TlsFiles
 
@@ -24,6 +25,7 @@ class PeerNodeConfig:
     client_cert: Path | None
     state_backend: str | None
     max_proposal_args_bytes: int = 4 * 1024 * 1024
+    chaincode_execute_timeout: float = 30.0
 
 
 def load_peer_config(path: str | Path) -> PeerNodeConfig:
@@ -63,4 +65,5 @@ def load_peer_config(path: str | Path) -> PeerNodeConfig:
         client_cert=cfg.get_path("peer.tls.clientCert.file"),
         state_backend=STATE_BACKENDS[backend_name],
         max_proposal_args_bytes=cfg.get_int("peer.limits.maxProposalArgsBytes", 4 * 1024 * 1024),
+        chaincode_execute_timeout=parse_duration(cfg.get("chaincode.executetimeout", "30s")),
     )

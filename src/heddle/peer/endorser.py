@@ -144,6 +144,8 @@ class Endorser:
             creator=creator,
             local_mspid=self.node.config.mspid,
             package_store=self.node.package_store,
+            signed_data=[SignedData(prop.signed.proposal_bytes, prop.creator, prop.signed.signature)],
+            channels=self.node.channels,
         )
         try:
             payload = self.node.lifecycle.invoke(function, prop.args[1:], ctx)

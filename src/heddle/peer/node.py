@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from fabric_protos.common import common_pb2
 
+from heddle.chaincode.lifecycle import LifecycleScc, PackageStore, approved_package_id, committed_definition
+from heddle.chaincode.runtime import ChaincodeSupport, ChaincodeTarget, target_from_package
 from heddle.chaincode.system.cscc import Cscc
 from heddle.chaincode.system.qscc import Qscc
 from heddle.channelconfig import ConfigError
@@ -20,6 +22,7 @@ from heddle.peer.channel import PeerChannel
 from heddle.peer.config import PeerNodeConfig
 from heddle.peer.deliver import PeerDeliver
 from heddle.peer.endorser import Endorser
+from heddle.peer.gateway import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +40,46 @@ class PeerNode:
             "qscc": Qscc(),
             "cscc": Cscc(self.local_msp, self.join_channel_sync, self.channels),
         }
+        self.package_store = PackageStore(config.file_system_path / "lifecycle" / "chaincodes")
+        self.lifecycle = LifecycleScc()
+        self.chaincode_support = ChaincodeSupport(
+            execute_timeout=config.chaincode_execute_timeout,
+            resolver=self._resolve_chaincode,
+            work_dir=config.file_system_path / "chaincode",
+        )
         self.endorser = Endorser(self, max_args_bytes=config.max_proposal_args_bytes)
+        self.gateway = Gateway(self)
         self._server: grpc.aio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def chaincode_target(self, channel: PeerChannel, name: str) -> ChaincodeTarget:
+        """The chaincode this peer runs for ``name`` on ``channel``: the package its org
+        approved for the committed definition. LookupError says what is missing."""
+        state = channel.ledger.state
+        definition = committed_definition(state, name)
+        if definition is None:
+            raise LookupError(f"chaincode {name} is not defined on channel {channel.channel_id}")
+        package_id = approved_package_id(state, self.config.mspid, name, definition.sequence)
+        if not package_id:
+            raise LookupError(
+                f"chaincode definition for '{name}' exists, but {self.config.mspid} has not approved a "
+                f"package for sequence {definition.sequence}"
+            )
+        package = self.package_store.get(package_id)
+        if package is None:
+            raise LookupError(
+                f"chaincode definition for '{name}' exists, but chaincode {package_id} is not installed"
+            )
+        return target_from_package(name, package, work_dir=self.config.file_system_path / "chaincode")
+
+    def _resolve_chaincode(self, channel_id: str, name: str) -> ChaincodeTarget | None:
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            return None
+        try:
+            return self.chaincode_target(channel, name)
+        except LookupError:
+            return None
 
     def _client_tls(self) -> tuple[bytes | None, bytes | None]:
         c = self.config
@@ -90,7 +130,7 @@ class PeerNode:
                 self._start_channel(PeerChannel(d.name, ledger, self.pool))
         server = grpc.aio.server(options=GRPC_OPTIONS)
         server.add_generic_rpc_handlers(
-            [self.endorser.handler(), PeerDeliver(self.channels, self.pool).handler()]
+            [self.endorser.handler(), PeerDeliver(self.channels, self.pool).handler(), self.gateway.handler()]
         )
         listen = self.config.listen_address
         if self.config.tls.enabled:
@@ -110,6 +150,8 @@ class PeerNode:
     async def stop(self) -> None:
         for puller in self.pullers.values():
             await puller.stop()
+        await self.chaincode_support.stop()
+        await self.gateway.stop()
         if self._server:
             await self._server.stop(grace=1)
         for channel in self.channels.values():

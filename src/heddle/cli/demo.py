@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from heddle.cli.up import DEFAULT_DATA
+
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="start a local network, push transactions through it, show the ledger")
-    p.add_argument("--data", type=Path, help="folder for the network's files (default: a new temp folder)")
+    p = sub.add_parser("demo", help="heddle up, then the asset-transfer application, then a ledger summary")
     p.add_argument(
-        "--transactions", type=int, default=200, help="how many transactions to send (default 200)"
+        "--data", type=Path, default=DEFAULT_DATA, help="network files (default ./data or $HEDDLE_DATA)"
     )
     p.set_defaults(func=_run)
 
@@ -17,4 +18,4 @@ def register(sub) -> None:
 def _run(args) -> int:
     from heddle.network.demo import run_demo
 
-    return run_demo(args.data, args.transactions)
+    return run_demo(args.data)

@@ -34,7 +34,7 @@ integration: venv
 	$(BIN)/python -m pytest -q tests/integration
 
 demo: venv
-	$(BIN)/heddle demo
+	$(BIN)/heddle demo heart-disease
 
 soak: venv
 	HEDDLE_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/raft -k soak -s

@@ -1,16 +1,23 @@
-"""``heddle tcf``: trusted compute in direct mode (listener, workers, the generic client).
+"""``heddle tcf``: trusted compute (listener, workers, connector, the generic client).
 
     heddle tcf listener start [--bind localhost:1947] [--data DIR]
     heddle tcf worker start [--data DIR] [--platform DIR] [--pool N]
-    heddle tcf worker lookup [--uri URL]
+    heddle tcf connector start --network NETDATA [--data DIR] [--org 1] [--user User1]
+    heddle tcf services start|stop [--data NETDATA] [--bind localhost:1947]
+    heddle tcf chaincode write DIR      # the 'tcf' contract folder, e.g. for heddle deploy
+    heddle tcf worker lookup [--uri URL | --ledger NETDATA]
     heddle tcf measurement [--pool]
-    heddle tcf workorder submit --workload heart-disease-eval --in "25 10 1 67 ..." [--uri URL]
-    heddle tcf receipt retrieve WORK_ORDER_ID [--uri URL]
-    heddle tcf story [--uri URL] [--platform DIR]
+    heddle tcf workorder submit --workload heart-disease-eval --in "25 10 1 67 ..." [--uri URL | --ledger D]
+    heddle tcf receipt retrieve WORK_ORDER_ID [--uri URL | --ledger NETDATA]
+    heddle tcf story [--uri URL | --ledger NETDATA] [--platform DIR]
 
-The client verifies the worker's attestation against the measurements of heddle's own
-worker bundles (or the ``--measurement`` values given) on the virtual platform in
-``--platform`` before it encrypts anything to the worker.
+Client commands use direct mode (JSON-RPC to ``--uri``) unless ``--ledger`` names a
+network's data directory (``heddle up --data``): then they are proxy mode, transactions
+on the ``tcf`` chaincode as ``--org``'s ``--user`` (default Org2's User1). The client
+verifies the worker's attestation against the measurements of heddle's own worker
+bundles (or the ``--measurement`` values given) on the virtual platform in
+``--platform`` (default ``NETDATA/tcf/platform`` with ``--ledger``) before it encrypts
+anything to the worker.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import json
 import sys
 
 from heddle.cli import CliError
+from heddle.cli.up import DEFAULT_DATA
 
 DEFAULT_URI = "http://localhost:1947/"
 
@@ -48,6 +56,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _client_args(lookup, attest=False)
     lookup.set_defaults(func=_worker_lookup)
 
+    connector = sub.add_parser("connector", help="proxy mode: follow the ledger and feed a worker")
+    csub = connector.add_subparsers(dest="connector_command", metavar="COMMAND")
+    cstart = csub.add_parser("start", help="run the connector next to a worker host")
+    cstart.add_argument("--network", required=True, help="the network's data directory (network.json)")
+    cstart.add_argument("--data", default="tcf-data", help="the worker host's data directory")
+    cstart.add_argument("--org", type=int, default=1, help="org (1-based) whose peer and user to use")
+    cstart.add_argument("--user", default="User1", help="the ledger identity that acts for the worker")
+    cstart.add_argument("--chaincode", default="tcf")
+    cstart.set_defaults(func=_connector_start)
+
+    chaincode = sub.add_parser("chaincode", help="the 'tcf' contract as a package folder")
+    ccsub = chaincode.add_subparsers(dest="chaincode_command", metavar="COMMAND")
+    cwrite = ccsub.add_parser("write", help="write the self-contained contract folder (for heddle deploy)")
+    cwrite.add_argument("dest", help="folder to write (main.py, requirements.txt, heddle_tcf_rules.py)")
+    cwrite.set_defaults(func=_chaincode_write)
+
+    services = sub.add_parser("services", help="the trusted-compute services of a running `heddle up`")
+    ssub = services.add_subparsers(dest="services_command", metavar="COMMAND")
+    sstart = ssub.add_parser("start", help="deploy 'tcf', start the listener, a worker and the connector")
+    sstart.add_argument("--data", default=str(DEFAULT_DATA), help="the network's data directory")
+    sstart.add_argument("--bind", default="localhost:1947", help="listener HOST:PORT")
+    sstart.set_defaults(func=_services_start)
+    sstop = ssub.add_parser("stop", help="stop the trusted-compute services (the network keeps running)")
+    sstop.add_argument("--data", default=str(DEFAULT_DATA), help="the network's data directory")
+    sstop.set_defaults(func=_services_stop)
+
     meas = sub.add_parser("measurement", help="print the measurement of heddle's worker enclave")
     meas.add_argument("--pool", action="store_true", help="the pool's KME instead of the singleton worker")
     meas.set_defaults(func=_measurement)
@@ -71,15 +105,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _client_args(retrieve, attest=False)
     retrieve.set_defaults(func=_receipt)
 
-    story = sub.add_parser("story", help="the heart-disease story in direct mode, step by step")
+    story = sub.add_parser("story", help="the heart-disease story (direct, or proxy with --ledger)")
     _client_args(story)
     story.set_defaults(func=_story)
 
 
 def _client_args(p: argparse.ArgumentParser, *, attest: bool = True) -> None:
     p.add_argument("--uri", "--url", default=DEFAULT_URI, help=f"listener URL (default {DEFAULT_URI})")
+    p.add_argument("--ledger", metavar="NETDATA", help="proxy mode: the network's data directory")
+    p.add_argument("--org", type=int, default=2, help="with --ledger: the client's org, 1-based (default 2)")
+    p.add_argument("--user", default="User1", help="with --ledger: the client's user (default User1)")
     if attest:
-        p.add_argument("--platform", default="tcf-platform", help="virtual platform whose evidence to trust")
+        p.add_argument(
+            "--platform",
+            help="virtual platform whose evidence to trust (default tcf-platform, or NETDATA/tcf/platform)",
+        )
         p.add_argument(
             "--measurement", action="append", default=[], help="allowed measurement (hex); repeatable"
         )
@@ -111,38 +151,105 @@ def _measurement(args) -> int:
     return 0
 
 
+def _transport(args):
+    """DirectTransport to --uri, or LedgerTransport (proxy mode) with --ledger."""
+    from heddle.tcf.client import DirectTransport
+
+    if not args.ledger:
+        return DirectTransport(args.uri)
+    from pathlib import Path
+
+    from heddle.tcf.proxy import LedgerTransport
+
+    if not (Path(args.ledger) / "network.json").exists():
+        raise CliError(f"{args.ledger} has no network.json; start a network with 'heddle up --data DIR'")
+    return LedgerTransport.connect(args.ledger, org=args.org - 1, user=args.user)
+
+
+def _platform(args) -> str:
+    if args.platform:
+        return args.platform
+    if args.ledger:
+        from heddle.network.tcf_services import tcf_paths
+
+        return str(tcf_paths(args.ledger)[1])
+    return "tcf-platform"
+
+
+def _connector_start(args) -> int:
+    from heddle.tcf.connector import main
+
+    argv = ["--network", args.network, "--data", args.data, "--org", str(args.org), "--user", args.user]
+    return main([*argv, "--chaincode", args.chaincode])
+
+
+def _chaincode_write(args) -> int:
+    from heddle.tcf.chaincode_package import write_chaincode
+
+    print(write_chaincode(args.dest))
+    return 0
+
+
+def _services_start(args) -> int:
+    import json
+    from pathlib import Path
+
+    from heddle.network.local import LocalNetwork
+    from heddle.network.tcf_services import start_tcf_services
+
+    data = Path(args.data).absolute()
+    if not LocalNetwork.running_pids(data):
+        raise CliError(f"no running network in {data}; start one with 'heddle up'")
+    net = LocalNetwork.from_description(data, json.loads((data / "network.json").read_text()))
+    try:
+        services = start_tcf_services(net, data, bind=args.bind)
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from None
+    print(json.dumps(services.describe(), indent=2))
+    return 0
+
+
+def _services_stop(args) -> int:
+    from heddle.network.tcf_services import stop_tcf_services
+
+    stopped = stop_tcf_services(args.data)
+    print("stopped: " + (", ".join(stopped) or "nothing was running"))
+    return 0
+
+
 def _client(args):
-    from heddle.tcf.client import DirectTransport, TcfClient
+    from heddle.tcf.client import TcfClient
     from heddle.tcf.story import allowed_measurements
     from heddle.tee import VerificationPolicy, VirtualPlatform
 
     try:
-        platform = VirtualPlatform(args.platform)
+        platform = VirtualPlatform(_platform(args))
         measurements = [bytes.fromhex(m) for m in args.measurement] or allowed_measurements()
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
     return TcfClient(
-        DirectTransport(args.uri),
+        _transport(args),
         policy=VerificationPolicy.development(measurements),
         verifiers=[platform.verifier()],
     )
 
 
 def _worker_lookup(args) -> int:
-    from heddle.tcf.client import DirectTransport
+    from heddle.tcf.codes import TcfError
 
-    transport = DirectTransport(args.uri)
+    transport = _transport(args)
     try:
         page = transport.call("WorkerLookUp", {})
         for wid in page["ids"]:
             info = transport.call("WorkerRetrieve", {"workerId": wid})
             print(f"{wid}  status={info['status']}  type={info['workerType']}")
-    except ConnectionError as exc:
+    except (ConnectionError, TcfError) as exc:
         raise CliError(str(exc)) from None
     return 0
 
 
 def _submit(args) -> int:
+    from heddle.client import CommitError, GatewayError
     from heddle.tcf.codes import TcfError
     from heddle.tee import AttestationError
 
@@ -151,7 +258,15 @@ def _submit(args) -> int:
         outcome = client.run(
             args.workload, [i.encode() for i in args.inputs], worker_id=args.worker_id, timeout=args.timeout
         )
-    except (TcfError, AttestationError, LookupError, ConnectionError, TimeoutError) as exc:
+    except (
+        TcfError,
+        AttestationError,
+        LookupError,
+        ConnectionError,
+        TimeoutError,
+        GatewayError,
+        CommitError,
+    ) as exc:
         code = f" (code {exc.code})" if isinstance(exc, TcfError) else ""
         raise CliError(f"{exc}{code}") from None
     print(f"worker        {outcome.worker.worker_id}")
@@ -168,10 +283,9 @@ def _submit(args) -> int:
 
 
 def _receipt(args) -> int:
-    from heddle.tcf.client import DirectTransport
     from heddle.tcf.codes import TcfError
 
-    transport = DirectTransport(args.uri)
+    transport = _transport(args)
     try:
         receipt = transport.call("WorkOrderReceiptRetrieve", {"workOrderId": args.work_order_id})
         try:
@@ -186,8 +300,12 @@ def _receipt(args) -> int:
 
 
 def _story(args) -> int:
-    from heddle.tcf.story import heart_disease_story
+    from heddle.tcf.story import heart_disease_story, ledger_story
 
     measurements = [bytes.fromhex(m) for m in args.measurement] or None
-    heart_disease_story(args.uri, args.platform, measurements=measurements)
+    if args.ledger:
+        with _transport(args) as transport:
+            summary = ledger_story(transport, _platform(args), measurements=measurements)
+        return 1 if summary["leaked"] else 0
+    heart_disease_story(args.uri, _platform(args), measurements=measurements)
     return 0

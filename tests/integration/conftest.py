@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 from fabric_client import Identity, broadcast_stub, peer_deliver_stub, secure_channel, seek_envelope
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import transaction_pb2
 
 from heddle.network.local import LocalNetwork, NetworkSpec, free_port
+
+
+@pytest.fixture(scope="module")
+def default_ports():
+    """Serialise the test modules that run networks on the fixed default ports (7050, 7051, ...):
+    pytest-xdist may run two such modules at once on different workers."""
+    import fcntl
+
+    with open(os.path.join(tempfile.gettempdir(), "heddle-default-ports.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def make_network(tmp_path_factory, name: str, **spec_kw) -> LocalNetwork:

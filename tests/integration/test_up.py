@@ -16,7 +16,7 @@ import pytest
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "tests" / "integration" / "node"
-PORTS = (7050, 7051, 7053, 9051)
+PORTS = (7050, 7051, 7053, 9051, 1947)
 
 
 def heddle(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -35,7 +35,7 @@ def listening(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(tmp_path_factory, default_ports):
     busy = [p for p in PORTS if listening(p)]
     assert not busy, f"the default ports {busy} are taken; stop whatever uses them (heddle down?)"
     data = tmp_path_factory.mktemp("up") / "data"
@@ -102,3 +102,22 @@ def test_up_twice_is_refused_while_running(data):
 def test_deploy_a_second_chaincode_as_a_service_address_is_validated(data):
     bad = heddle("deploy", "other", "not-a-folder-or-address", "--data", str(data))
     assert bad.returncode == 1 and "neither a folder nor a HOST:PORT" in bad.stderr
+
+
+def test_trusted_compute_listener_serves_json_rpc_on_1947(data):
+    import urllib.request
+
+    body = json.dumps(
+        {"jsonrpc": "2.0", "method": "WorkerLookUp", "id": 1, "params": {"workerType": 1}}
+    ).encode()
+    req = urllib.request.Request(
+        "http://localhost:1947", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        answer = json.loads(resp.read())
+    assert answer["result"]["totalCount"] >= 1  # the singleton worker heddle up started
+    assert {p.name for p in (data / "logs").iterdir()} >= {
+        "tcf-listener.log",
+        "tcf-worker.log",
+        "tcf-connector.log",
+    }

@@ -23,6 +23,19 @@ def register(sub) -> None:
     up.add_argument("--channel", default="mychannel", help="channel to create (default mychannel)")
     up.add_argument("--no-chaincode", action="store_true", help="do not deploy the example chaincode 'basic'")
     up.add_argument("--batch-timeout", default="2s", help="orderer BatchTimeout (default 2s)")
+    up.add_argument(
+        "--orderers",
+        type=int,
+        default=1,
+        help="number of orderers: 1 runs solo (default); N > 1 runs a Raft (etcdraft) ordering service "
+        "on orderer.example.com:7050, orderer2.example.com:8050, ... (admin port +3, cluster port +4)",
+    )
+    up.add_argument(
+        "--no-tcf",
+        action="store_true",
+        help="do not start the trusted-compute services "
+        "(chaincode 'tcf', the JSON-RPC listener on localhost:1947, a worker, the connector)",
+    )
     up.set_defaults(func=_up)
 
     down = sub.add_parser("down", help="stop the local network")
@@ -51,7 +64,14 @@ def _up(args) -> int:
     from heddle.network.up import up
 
     try:
-        up(args.data, channel=args.channel, chaincode=not args.no_chaincode, batch_timeout=args.batch_timeout)
+        up(
+            args.data,
+            channel=args.channel,
+            chaincode=not args.no_chaincode,
+            batch_timeout=args.batch_timeout,
+            orderers=args.orderers,
+            tcf=not args.no_tcf,
+        )
     except (RuntimeError, ValueError, OSError) as exc:
         raise CliError(str(exc)) from exc
     return 0

@@ -37,6 +37,33 @@ class NetworkSpec:
     batch_timeout: str = "2s"
     max_message_count: int = 500
     state_database: str = ""  # the embedded default
+    # Raft ordering service (etcdraft) when orderers > 1; orderer i>0 uses the i-th entry of
+    # the lists below (default ports 8050, 9050, ... admin +3, cluster +4)
+    orderers: int = 1
+    extra_orderer_ports: list[int] = field(default_factory=list)
+    extra_orderer_admin_ports: list[int] = field(default_factory=list)
+    cluster_ports: list[int] = field(default_factory=list)  # one per orderer
+    raft_options: dict = field(default_factory=dict)  # EtcdRaft.Options overrides (TickInterval, ...)
+    # orderers with crypto material and orderer.yaml but not in the channel's consenter set
+    # (to be added with a config update); they follow the others in the port lists
+    spare_orderers: int = 0
+
+    @property
+    def raft(self) -> bool:
+        return self.orderers > 1
+
+    def orderer_listen_ports(self) -> list[int]:
+        n = self.orderers + self.spare_orderers
+        extra = self.extra_orderer_ports or [self.orderer_port + 1000 * i for i in range(1, n)]
+        return [self.orderer_port, *extra[: n - 1]]
+
+    def orderer_admin_ports(self) -> list[int]:
+        n = self.orderers + self.spare_orderers
+        extra = self.extra_orderer_admin_ports or [p + 3 for p in self.orderer_listen_ports()[1:]]
+        return [self.orderer_admin_port, *extra[: n - 1]]
+
+    def orderer_cluster_ports(self) -> list[int]:
+        return list(self.cluster_ports) or [p + 4 for p in self.orderer_listen_ports()]
 
 
 def free_port() -> int:
@@ -80,6 +107,12 @@ class LocalNetwork:
             orderer_admin_port=int(doc["orderer"]["admin"].rpartition(":")[2]),
             peer_ports=[int(p["address"].rpartition(":")[2]) for p in doc["peers"]],
         )
+        orderers = doc.get("orderers") or []
+        if len(orderers) > 1:
+            spec.orderers = len(orderers)
+            spec.extra_orderer_ports = [int(o["address"].rpartition(":")[2]) for o in orderers[1:]]
+            spec.extra_orderer_admin_ports = [int(o["admin"].rpartition(":")[2]) for o in orderers[1:]]
+            spec.cluster_ports = [int(o["cluster"].rpartition(":")[2]) for o in orderers]
         return cls(data_dir, spec)
 
     # ----- paths -----
@@ -119,24 +152,75 @@ class LocalNetwork:
         """Crypto material, configtx.yaml, the channel's genesis block and node configs."""
         spec = self.spec
         self.data.mkdir(parents=True, exist_ok=True)
-        self.crypto = generate_default_network(self.orgs_dir, peer_orgs=len(spec.peer_ports))
+        self.crypto = generate_default_network(
+            self.orgs_dir,
+            peer_orgs=len(spec.peer_ports),
+            **({"orderers": spec.orderers + spec.spare_orderers} if spec.raft else {}),
+        )
         configtx = write_default_configtx(
             self.data / "configtx.yaml",
             self.orgs_dir,
             host=spec.host,
-            orderer_ports=[spec.orderer_port],
+            orderer_ports=spec.orderer_listen_ports()[: spec.orderers] if spec.raft else [spec.orderer_port],
             peer_ports=spec.peer_ports,
             batch_timeout=spec.batch_timeout,
             max_message_count=spec.max_message_count,
             peer_orgs=len(spec.peer_ports),
+            **({"consensus": "etcdraft", "orderers": spec.orderers} if spec.raft else {}),
         )
+        if spec.raft:
+            self._raft_configtx(configtx)
         block = genesis_block(load_configtx(configtx), DEFAULT_PROFILE, spec.channel, configtx.parent)
         self.genesis_path.parent.mkdir(parents=True, exist_ok=True)
         self.genesis_path.write_bytes(block.SerializeToString())
-        self._write_orderer_yaml()
+        for o in range(spec.orderers + (spec.spare_orderers if spec.raft else 0)):
+            self._write_orderer_yaml(o)
         for i in range(len(spec.peer_ports)):
             self._write_core_yaml(i)
         (self.data / "network.json").write_text(json.dumps(self.describe(), indent=2))
+
+    def _raft_configtx(self, path: Path) -> None:
+        """Consenters listen on the orderers' cluster ports; apply EtcdRaft.Options overrides."""
+        text = path.read_text()
+        header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+        doc = yaml.safe_load(text)
+        for profile in doc["Profiles"].values():
+            raft = profile["Orderer"]["EtcdRaft"]
+            ports = self.spec.orderer_cluster_ports()[: self.spec.orderers]
+            for c, port in zip(raft["Consenters"], ports, strict=True):
+                c["Port"] = port
+            if self.spec.raft_options:
+                raft["Options"] = dict(self.spec.raft_options)
+        path.write_text(header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+
+    # ----- orderers (one for solo; orderer.example.com, orderer2.example.com, ... for Raft) -----
+    def orderer_name(self, o: int = 0) -> str:
+        return "orderer.example.com" if o == 0 else f"orderer{o + 1}.example.com"
+
+    def orderer_address_of(self, o: int) -> str:
+        return f"{self.spec.host}:{self.spec.orderer_listen_ports()[o]}"
+
+    def orderer_admin_address_of(self, o: int) -> str:
+        return f"{self.spec.host}:{self.spec.orderer_admin_ports()[o]}"
+
+    def orderer_yaml(self, o: int = 0) -> Path:
+        if o == 0:
+            return self.data / "orderer" / "orderer.yaml"
+        return self.data / "orderer" / self.orderer_name(o) / "orderer.yaml"
+
+    def orderer_ledger(self, o: int = 0) -> Path:
+        return self.data / "production" / self.orderer_name(o)
+
+    def orderer_admin_endpoint(self, o: int = 0):
+        from heddle.orderer.participation_client import AdminEndpoint
+
+        admin_tls = self.orderer_org_dir / "users" / "Admin@example.com" / "tls"
+        return AdminEndpoint(
+            self.orderer_admin_address_of(o),
+            self.orderer_tls_ca,
+            admin_tls / "client.crt",
+            admin_tls / "client.key",
+        )
 
     def describe(self) -> dict:
         return {
@@ -157,15 +241,30 @@ class LocalNetwork:
                 }
                 for i in range(len(self.spec.peer_ports))
             ],
+            **(
+                {
+                    "orderers": [
+                        {
+                            "name": self.orderer_name(o),
+                            "address": self.orderer_address_of(o),
+                            "admin": self.orderer_admin_address_of(o),
+                            "cluster": f"{self.spec.host}:{self.spec.orderer_cluster_ports()[o]}",
+                        }
+                        for o in range(self.spec.orderers)
+                    ]
+                }
+                if self.spec.raft
+                else {}
+            ),
         }
 
-    def _write_orderer_yaml(self) -> None:
-        node = self.orderer_org_dir / "orderers" / "orderer.example.com"
+    def _write_orderer_yaml(self, o: int = 0) -> None:
+        node = self.orderer_org_dir / "orderers" / self.orderer_name(o)
         admin_tls = self.orderer_org_dir / "users" / "Admin@example.com" / "tls"
         doc = {
             "General": {
                 "ListenAddress": self.spec.host,
-                "ListenPort": self.spec.orderer_port,
+                "ListenPort": self.spec.orderer_listen_ports()[o],
                 "TLS": {
                     "Enabled": True,
                     "PrivateKey": str(node / "tls" / "server.key"),
@@ -177,9 +276,9 @@ class LocalNetwork:
                 "LocalMSPDir": str(node / "msp"),
                 "LocalMSPID": "OrdererMSP",
             },
-            "FileLedger": {"Location": str(self.data / "production" / "orderer.example.com")},
+            "FileLedger": {"Location": str(self.orderer_ledger(o))},
             "Admin": {
-                "ListenAddress": f"{self.spec.host}:{self.spec.orderer_admin_port}",
+                "ListenAddress": self.orderer_admin_address_of(o),
                 "TLS": {
                     "Enabled": True,
                     "PrivateKey": str(node / "tls" / "server.key"),
@@ -191,7 +290,20 @@ class LocalNetwork:
             },
             "ChannelParticipation": {"Enabled": True, "MaxRequestBodySize": "1 MB"},
         }
-        path = self.data / "orderer" / "orderer.yaml"
+        if self.spec.raft:
+            tls = node / "tls"
+            doc["General"]["Cluster"] = {
+                "ListenAddress": self.spec.host,
+                "ListenPort": self.spec.orderer_cluster_ports()[o],
+                "ServerCertificate": str(tls / "server.crt"),
+                "ServerPrivateKey": str(tls / "server.key"),
+                "ClientCertificate": str(tls / "server.crt"),
+                "ClientPrivateKey": str(tls / "server.key"),
+                "RootCAs": [str(tls / "ca.crt")],
+            }
+            wal = self.orderer_ledger(o) / "etcdraft"
+            doc["Consensus"] = {"WALDir": str(wal / "wal"), "SnapDir": str(wal / "snapshot")}
+        path = self.orderer_yaml(o)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
@@ -287,17 +399,16 @@ class LocalNetwork:
             path.unlink()
         return sorted(pids)
 
-    def start_orderer(self) -> None:
-        proc = self._spawn(
-            "orderer.example.com",
-            ["orderer", "start", "--config", str(self.data / "orderer" / "orderer.yaml")],
-        )
-        _wait_port(
-            self.spec.host, self.spec.orderer_port, proc, self.data / "logs" / "orderer.example.com.log"
-        )
-        _wait_port(
-            self.spec.host, self.spec.orderer_admin_port, proc, self.data / "logs" / "orderer.example.com.log"
-        )
+    def start_orderer(self, o: int = 0) -> None:
+        name = self.orderer_name(o)
+        proc = self._spawn(name, ["orderer", "start", "--config", str(self.orderer_yaml(o))])
+        log = self.data / "logs" / f"{name}.log"
+        _wait_port(self.spec.host, self.spec.orderer_listen_ports()[o], proc, log)
+        _wait_port(self.spec.host, self.spec.orderer_admin_ports()[o], proc, log)
+
+    def start_orderers(self) -> None:
+        for o in range(self.spec.orderers):
+            self.start_orderer(o)
 
     def start_peer(self, i: int) -> None:
         name = self.peer_name(i)
@@ -305,7 +416,7 @@ class LocalNetwork:
         _wait_port(self.spec.host, self.spec.peer_ports[i], proc, self.data / "logs" / f"{name}.log")
 
     def start(self) -> None:
-        self.start_orderer()
+        self.start_orderers()
         for i in range(len(self.spec.peer_ports)):
             self.start_peer(i)
 
@@ -324,8 +435,33 @@ class LocalNetwork:
         status, body = join_orderer(endpoint, self.genesis_path.read_bytes())
         if status != 201:
             raise RuntimeError(f"orderer did not join the channel: HTTP {status} {body}")
+        for o in range(1, self.spec.orderers):
+            status, body = join_orderer(self.orderer_admin_endpoint(o), self.genesis_path.read_bytes())
+            if status != 201:
+                raise RuntimeError(f"{self.orderer_name(o)} did not join the channel: HTTP {status} {body}")
+        if self.spec.raft:
+            self.wait_for_raft_leader()
         for i in range(len(self.spec.peer_ports)):
             self.join_peer(i)
+
+    def wait_for_raft_leader(self, timeout: float = 60.0) -> int:
+        """Wait until every orderer knows the channel's Raft leader; its node id."""
+        from heddle.orderer.participation_client import request
+
+        deadline = time.monotonic() + timeout
+        while True:
+            leaders = set()
+            for o in range(self.spec.orderers):
+                try:
+                    status, body = request(self.orderer_admin_endpoint(o), "GET", f"/{self.spec.channel}")
+                except Exception:
+                    status, body = 0, None
+                leaders.add((body or {}).get("raft", {}).get("leader", 0) if status == 200 else 0)
+            if len(leaders) == 1 and 0 not in leaders:
+                return leaders.pop()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Raft ordering service elected no leader within {timeout:.0f}s")
+            time.sleep(0.2)
 
     def admin(self, i: int):
         from heddle.msp import load_signing_identity

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from heddle.network.local import LocalNetwork, NetworkSpec
 from heddle.network.progress import Steps
+from heddle.network.tcf_services import start_tcf_services, stop_tcf_services
 
 EXAMPLE = "asset_transfer_basic"
 
@@ -21,33 +22,55 @@ def example_path(name: str = EXAMPLE) -> Path:
     raise RuntimeError(f"examples/{name} not found next to the heddle sources")
 
 
-def _spec(channel: str, batch_timeout: str) -> NetworkSpec:
-    return NetworkSpec(channel=channel, batch_timeout=batch_timeout)
+def _spec(channel: str, batch_timeout: str, orderers: int = 1) -> NetworkSpec:
+    return NetworkSpec(channel=channel, batch_timeout=batch_timeout, orderers=orderers)
 
 
 def up(
-    data: Path, channel: str = "mychannel", chaincode: bool = True, batch_timeout: str = "2s"
+    data: Path,
+    channel: str = "mychannel",
+    chaincode: bool = True,
+    batch_timeout: str = "2s",
+    orderers: int = 1,
+    tcf: bool = True,
+    tcf_bind: str = "localhost:1947",
 ) -> LocalNetwork:
     data = Path(data).absolute()
     running = LocalNetwork.running_pids(data)
     if running:
         names = ", ".join(sorted(running))
         raise RuntimeError(f"a network is already running from {data} ({names}); run 'heddle down' first")
-    net = LocalNetwork(data, _spec(channel, batch_timeout))
-    steps = Steps(6 if chaincode else 5)
+    if orderers < 1:
+        raise ValueError("--orderers must be at least 1")
+    _check_orderer_count(data, orderers)
+    net = LocalNetwork(data, _spec(channel, batch_timeout, orderers))
+    steps = Steps((6 if chaincode else 5) + orderers - 1 + (1 if tcf else 0))
     try:
         if (data / "network.json").exists() and net.genesis_path.exists():
             steps.step(f"Reusing crypto material and genesis block in {data}", lambda: None)
         else:
             steps.step(f"Generating crypto material under {data / 'organizations'}", net.generate)
-        steps.step(f"Starting orderer.example.com on {net.orderer_address}", net.start_orderer)
+        for o in range(orderers):
+            steps.step(f"Starting {net.orderer_name(o)} on {net.orderer_address_of(o)}", net.start_orderer, o)
         for i in range(len(net.spec.peer_ports)):
             steps.step(f"Starting {net.peer_name(i)} on {net.peer_address(i)}", net.start_peer, i)
         steps.step(f"Creating channel '{channel}' and joining the orderer and peers", _join_if_needed, net)
         if chaincode:
             steps.step("Deploying chaincode 'basic' (examples/asset_transfer_basic)", _deploy_basic, net)
+        if tcf:
+            # last: every node is running, so pids.json already lists them when the services join it
+            steps.step(
+                f"Starting trusted compute: chaincode 'tcf', listener on {tcf_bind}, a singleton worker, "
+                "the connector",
+                start_tcf_services,
+                net,
+                data,
+                bind=tcf_bind,
+            )
         steps.close()
     except Exception:
+        if tcf:
+            stop_tcf_services(data)
         net.stop()
         raise
     # leave the processes running; `heddle down` stops them through the pid file
@@ -57,9 +80,24 @@ def up(
     return net
 
 
+def _check_orderer_count(data: Path, orderers: int) -> None:
+    """A network generated earlier keeps its ordering service; refuse a different --orderers."""
+    described = data / "network.json"
+    if not described.exists():
+        return
+    had = len(json.loads(described.read_text()).get("orderers") or [None])
+    if had != orderers:
+        raise RuntimeError(
+            f"{data} holds a network with {had} orderer(s); run 'heddle down --clean' before "
+            f"starting one with {orderers}"
+        )
+
+
 def _join_if_needed(net: LocalNetwork) -> None:
     ledger = net.data / "production" / "orderer.example.com" / "chains" / net.spec.channel
     if ledger.exists():
+        if net.spec.raft:
+            net.wait_for_raft_leader()
         return  # restarted network: the orderer and peers reopen their ledgers
     net.join()
 

@@ -21,6 +21,26 @@ class OrdererNodeConfig:
     admin_tls: TlsFiles
     participation_enabled: bool
     participation_max_body: int
+    cluster: ClusterConfig | None = None
+    wal_dir: Path | None = None
+    snap_dir: Path | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.listen_address}:{self.listen_port}"
+
+
+@dataclass
+class ClusterConfig:
+    """General.Cluster: the orderer-to-orderer (Raft) listener and the client side, mutual TLS."""
+
+    listen_address: str
+    listen_port: int
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    root_cas: list[Path]
 
     @property
     def address(self) -> str:
@@ -56,6 +76,7 @@ def load_orderer_config(path: str | Path) -> OrdererNodeConfig:
     ledger = cfg.get_path("FileLedger.Location")
     if ledger is None:
         raise ConfigFileError(f"{path}: FileLedger.Location is required")
+    cluster = _cluster(cfg, tls, path)
     return OrdererNodeConfig(
         listen_address=str(cfg.get("General.ListenAddress", "127.0.0.1")),
         listen_port=cfg.get_int("General.ListenPort", 7050),
@@ -67,6 +88,42 @@ def load_orderer_config(path: str | Path) -> OrdererNodeConfig:
         admin_tls=admin_tls,
         participation_enabled=cfg.get_bool("ChannelParticipation.Enabled", True),
         participation_max_body=_size(cfg.get("ChannelParticipation.MaxRequestBodySize", "1 MB")),
+        cluster=cluster,
+        wal_dir=cfg.get_path("Consensus.WALDir") or ledger / "etcdraft" / "wal",
+        snap_dir=cfg.get_path("Consensus.SnapDir") or ledger / "etcdraft" / "snapshot",
+    )
+
+
+def _cluster(cfg: YamlConfig, tls: TlsFiles, path) -> ClusterConfig | None:
+    """General.Cluster, when a ListenPort is set; certificates default to General.TLS's."""
+    port = cfg.get("General.Cluster.ListenPort")
+    if port in (None, "", 0):
+        return None
+    server_cert = cfg.get_path("General.Cluster.ServerCertificate") or tls.cert
+    server_key = cfg.get_path("General.Cluster.ServerPrivateKey") or tls.key
+    client_cert = cfg.get_path("General.Cluster.ClientCertificate") or tls.cert
+    client_key = cfg.get_path("General.Cluster.ClientPrivateKey") or tls.key
+    roots = cfg.get_paths("General.Cluster.RootCAs") or list(tls.root_cas)
+    for key, value in (
+        ("ServerCertificate", server_cert),
+        ("ServerPrivateKey", server_key),
+        ("ClientCertificate", client_cert),
+        ("ClientPrivateKey", client_key),
+    ):
+        if value is None:
+            raise ConfigFileError(f"{path}: General.Cluster.{key} is required (or General.TLS's)")
+    if not roots:
+        raise ConfigFileError(f"{path}: General.Cluster.RootCAs is required (or General.TLS.RootCAs)")
+    return ClusterConfig(
+        listen_address=str(
+            cfg.get("General.Cluster.ListenAddress", cfg.get("General.ListenAddress", "127.0.0.1"))
+        ),
+        listen_port=cfg.get_int("General.Cluster.ListenPort"),
+        server_cert=server_cert,
+        server_key=server_key,
+        client_cert=client_cert,
+        client_key=client_key,
+        root_cas=roots,
     )
 
 

@@ -26,12 +26,40 @@ class OrdererNode:
         self.config = config
         self.identity = load_signing_identity(config.local_msp_dir, config.local_msp_id)
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="orderer-crypto")
-        self.registrar = Registrar(config.ledger_dir, self.identity, self.pool)
+        self.cluster = self._cluster() if config.cluster else None
+        self.registrar = Registrar(config.ledger_dir, self.identity, self.pool, self.cluster)
         self._server: grpc.aio.Server | None = None
+        self._cluster_server: grpc.aio.Server | None = None
         self._admin: web.AppRunner | None = None
+
+    def _cluster(self):
+        from heddle.orderer.consensus.raft import Cluster, ClusterService, ClusterTransport, FaultInjector
+
+        cc = self.config.cluster
+        faults = FaultInjector(self.config.ledger_dir / "cluster-faults.json")
+        roots = [p.read_bytes() for p in cc.root_cas]
+        transport = ClusterTransport(cc.client_cert.read_bytes(), cc.client_key.read_bytes(), roots, faults)
+        return Cluster(transport, ClusterService(faults), self.config.wal_dir, self.config.snap_dir)
+
+    async def _start_cluster(self) -> None:
+        cc = self.config.cluster
+        server = grpc.aio.server(options=GRPC_OPTIONS)
+        server.add_generic_rpc_handlers([self.cluster.service.handler()])
+        roots = b"".join(p.read_bytes() for p in cc.root_cas)
+        creds = grpc.ssl_server_credentials(
+            [(cc.server_key.read_bytes(), cc.server_cert.read_bytes())],
+            root_certificates=roots,
+            require_client_auth=True,
+        )
+        server.add_secure_port(cc.address, creds)
+        await server.start()
+        self._cluster_server = server
+        log.warning("orderer cluster service on %s (mutual TLS)", cc.address)
 
     async def start(self) -> None:
         cfg = self.config
+        if self.cluster is not None:
+            await self._start_cluster()
         await self.registrar.start()
         server = grpc.aio.server(options=GRPC_OPTIONS)
         server.add_generic_rpc_handlers([AtomicBroadcast(self.registrar).handler()])
@@ -73,6 +101,10 @@ class OrdererNode:
         if self._server:
             await self._server.stop(grace=1)
         await self.registrar.stop()
+        if self._cluster_server:
+            await self._cluster_server.stop(grace=0.5)
+        if self.cluster is not None:
+            await self.cluster.transport.close()
         self.pool.shutdown(wait=False)
 
 

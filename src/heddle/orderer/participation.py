@@ -19,13 +19,17 @@ def _error(status: int, message: str) -> web.Response:
 
 def _info(registrar: Registrar, channel_id: str) -> dict:
     ch = registrar.get(channel_id)
-    return {
+    info = {
         "name": channel_id,
         "url": f"{BASE}/{channel_id}",
         "consensusRelation": "consenter",
         "status": "active",
         "height": ch.height if ch else 0,
     }
+    status = getattr(ch.chain, "status", None) if ch else None
+    if status is not None:
+        info["raft"] = status()  # heddle's addition: this node's Raft id, leader, term, role
+    return info
 
 
 def make_app(registrar: Registrar, max_body: int = 1024 * 1024) -> web.Application:

@@ -18,7 +18,7 @@ from heddle.orderer.consensus.solo import SoloChain
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_CONSENSUS = ("solo",)
+SUPPORTED_CONSENSUS = ("solo", "etcdraft")
 
 
 class JoinError(Exception):
@@ -32,7 +32,7 @@ class JoinError(Exception):
 class OrdererChannel:
     """A channel's support plus its running consensus chain; also a Deliver source."""
 
-    def __init__(self, support: ChannelSupport, chain: SoloChain):
+    def __init__(self, support: ChannelSupport, chain):
         self.support = support
         self.chain = chain
         self.channel_id = support.channel_id
@@ -56,10 +56,11 @@ class OrdererChannel:
 
 
 class Registrar:
-    def __init__(self, ledger_dir: Path, identity, pool: Executor):
+    def __init__(self, ledger_dir: Path, identity, pool: Executor, cluster=None):
         self.chains_dir = Path(ledger_dir) / "chains"
         self.identity = identity
         self.pool = pool
+        self.cluster = cluster  # heddle.orderer.consensus.raft.Cluster, for etcdraft channels
         self.channels: dict[str, OrdererChannel] = {}
         self._lock = asyncio.Lock()
 
@@ -87,7 +88,18 @@ class Registrar:
                 f"consensus type {consensus!r} is not supported by this orderer yet "
                 f"(supported: {', '.join(SUPPORTED_CONSENSUS)})",
             )
-        chain = SoloChain(support)
+        if consensus == "etcdraft":
+            from heddle.orderer.consensus.raft import RaftChain
+
+            if self.cluster is None:
+                raise JoinError(
+                    400,
+                    "channel uses etcdraft but this orderer has no cluster listener; "
+                    "set General.Cluster.ListenPort in orderer.yaml",
+                )
+            chain = RaftChain(support, self.cluster)  # not a consenter yet: it onboards by pulling
+        else:
+            chain = SoloChain(support)
         chain.start()
         channel = OrdererChannel(support, chain)
         self.channels[channel_id] = channel
@@ -136,6 +148,8 @@ class Registrar:
             await channel.chain.halt()
             channel.support.store.close()
             shutil.rmtree(self.chains_dir / channel_id, ignore_errors=True)
+            if hasattr(channel.chain, "erase"):
+                channel.chain.erase()
 
     async def stop(self) -> None:
         for channel in list(self.channels.values()):

@@ -1,0 +1,310 @@
+"""The etcdraft chain: three RaftChains in one event loop over an in-memory cluster transport
+(real block stores, real WALs, real signing identities)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+from fabric_client import Identity, write_transaction
+
+from heddle.channelconfig import genesis_block, load_configtx
+from heddle.channelconfig.defaults import DEFAULT_PROFILE, write_default_configtx
+from heddle.ledger import BlockStore
+from heddle.msp import load_signing_identity
+from heddle.msp.cryptogen import generate_default_network
+from heddle.orderer.channel import BroadcastError, ChannelSupport
+from heddle.orderer.consensus.raft import Cluster, RaftChain, raft_metadata
+from heddle.orderer.consensus.raft.transport import cert_der
+from heddle.protocol import block_header_hash, parse_envelope
+
+NAMES = ["orderer.example.com", "orderer2.example.com", "orderer3.example.com", "orderer4.example.com"]
+
+
+@pytest.fixture(scope="module")
+def raft_material(tmp_path_factory):
+    root = tmp_path_factory.mktemp("raftmat")
+    orgs = root / "organizations"
+    generate_default_network(orgs, orderers=3)
+    path = write_default_configtx(
+        root / "configtx.yaml",
+        orgs,
+        consensus="etcdraft",
+        orderers=3,
+        orderer_ports=[7050, 8050, 9050],
+        batch_timeout="100ms",
+        max_message_count=5,
+    )
+    doc = yaml.safe_load(path.read_text())
+    for profile in doc["Profiles"].values():
+        profile["Orderer"]["EtcdRaft"]["Options"] = {"TickInterval": "20ms"}
+    path.write_text(yaml.safe_dump(doc))
+    genesis = genesis_block(load_configtx(path), DEFAULT_PROFILE, "mychannel", path.parent)
+    return root, genesis
+
+
+class FakeService:
+    def register(self, channel_id, chain):
+        pass
+
+    def unregister(self, channel_id, chain):
+        pass
+
+
+class MemoryCluster:
+    """Routes StepRequests between chains by consenter endpoint; ``cut`` drops links."""
+
+    def __init__(self):
+        self.chains: dict[str, RaftChain] = {}  # endpoint -> chain
+        self.cut: set[frozenset[str]] = set()
+
+    def transport(self, endpoint: str, cert_pem: bytes) -> MemoryTransport:
+        return MemoryTransport(self, endpoint, cert_pem)
+
+
+class MemoryTransport:
+    def __init__(self, cluster: MemoryCluster, endpoint: str, cert_pem: bytes):
+        self.cluster = cluster
+        self.endpoint = endpoint
+        self.client_cert_der = cert_der(cert_pem)
+        self.listener = None
+
+    def add_roots(self, pems):
+        pass
+
+    def listen_submit_responses(self, channel_id, fn):
+        self.listener = fn
+
+    def send(self, endpoint, req):
+        if frozenset((self.endpoint, endpoint)) in self.cluster.cut:
+            return
+        target = self.cluster.chains.get(endpoint)
+        if target is None or target._halted:
+            return
+        sender = target.sender_id(self.client_cert_der)
+        if sender is None:  # as the cluster service: not a consenter (any more), refused
+            return
+        kind = req.WhichOneof("payload")
+        if kind == "consensus_request":
+            target.on_consensus(sender, req.consensus_request.payload)
+        else:
+
+            def reply(resp):
+                if self.listener is not None:
+                    self.listener(resp)
+
+            target.on_submit(sender, req.submit_request, reply)
+
+
+class Node:
+    def __init__(self, root: Path, genesis, i: int, cluster: MemoryCluster, workdir: Path):
+        org = root / "organizations" / "ordererOrganizations" / "example.com" / "orderers" / NAMES[i]
+        self.identity = load_signing_identity(org / "msp", "OrdererMSP")
+        self.cert = (org / "tls" / "server.crt").read_bytes()
+        self.endpoint = f"127.0.0.1:{7050 + 1000 * i}"
+        self.dir = workdir / NAMES[i]
+        self.cluster = cluster
+        self.genesis = genesis
+        self.store: BlockStore | None = None
+        self.chain: RaftChain | None = None
+
+    def start(self) -> RaftChain:
+        self.store = BlockStore(self.dir / "chain", index_txids=False)
+        if self.store.height == 0:
+            self.store.append(self.genesis)
+        support = ChannelSupport("mychannel", self.store, self.identity, None)
+        transport = self.cluster.transport(self.endpoint, self.cert)
+        self.chain = RaftChain(
+            support, Cluster(transport, FakeService(), self.dir / "wal", self.dir / "snap")
+        )
+        self.cluster.chains[self.endpoint] = self.chain
+        self.chain.start()
+        return self.chain
+
+    async def stop(self) -> None:
+        await self.chain.halt()
+        self.store.close()
+
+
+def messages(root: Path, n: int, seed: int):
+    rng = random.Random(seed)
+    msp = (
+        root / "organizations" / "peerOrganizations" / "org1.example.com" / "users" / "User1@org1.example.com"
+    )
+    user = Identity.from_msp_dir(msp / "msp", "Org1MSP")
+    out = []
+    for k in range(n):
+        env, _ = write_transaction(user, "mychannel", {f"k{k}-{rng.randrange(10**9)}": b"v"})
+        raw = env.SerializeToString()
+        out.append((parse_envelope(raw), raw))
+    return out
+
+
+async def wait_leader(nodes: list[Node], timeout: float = 5.0) -> Node:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        for n in nodes:
+            if n.chain.node is not None and n.chain.node.role.name == "LEADER":
+                others = [m for m in nodes if m is not n]
+                if all(m.chain.node is not None and m.chain.node.leader == n.chain.my_id for m in others):
+                    return n
+        await asyncio.sleep(0.02)
+    raise AssertionError("no leader elected")
+
+
+async def order(node: Node, msgs) -> list[int]:
+    support = node.chain.support
+    futures = [node.chain.order(p, raw, support.check_normal(p)) for p, raw in msgs]
+    return await asyncio.gather(*futures)
+
+
+async def converge(nodes: list[Node], timeout: float = 5.0) -> int:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        heights = {n.store.height for n in nodes}
+        if len(heights) == 1:
+            break
+        assert asyncio.get_running_loop().time() < deadline, f"heights never converged: {heights}"
+        await asyncio.sleep(0.02)
+    h = heights.pop()
+    for number in range(h):
+        hashes = {block_header_hash(n.store.get_by_number(number).header) for n in nodes}
+        assert len(hashes) == 1, f"nodes disagree on block {number}"
+    return h
+
+
+def test_leader_and_followers_order_and_write_identical_blocks(raft_material, tmp_path):
+    root, genesis = raft_material
+
+    async def run():
+        cluster = MemoryCluster()
+        nodes = [Node(root, genesis, i, cluster, tmp_path) for i in range(3)]
+        for n in nodes:
+            n.start()
+        try:
+            leader = await wait_leader(nodes)
+            follower = next(n for n in nodes if n is not leader)
+            msgs = messages(root, 12, seed=1)
+            via_follower = await order(follower, msgs[:6])
+            via_leader = await order(leader, msgs[6:])
+            h = await converge(nodes)
+            return nodes, via_follower, via_leader, h, [p.tx_id for p, _ in msgs]
+        finally:
+            for n in nodes:
+                await n.stop()
+
+    nodes, via_follower, via_leader, h, txids = asyncio.run(run())
+    assert all(n >= 1 for n in via_follower + via_leader)
+    assert h >= 3  # 12 messages, at most 5 per block
+    store = BlockStore(nodes[0].dir / "chain", index_txids=False)
+    try:
+        indexes = []
+        for number in range(1, store.height):
+            md = raft_metadata(store.get_by_number(number))
+            assert md is not None and list(md.consenter_ids) == [1, 2, 3] and md.next_consenter_id == 4
+            indexes.append(md.raft_index)
+        assert indexes == sorted(indexes) and len(set(indexes)) == len(indexes)
+        ordered = [
+            parse_envelope(e).tx_id for n in range(1, store.height) for e in store.get_by_number(n).data.data
+        ]
+        assert sorted(ordered) == sorted(txids)
+    finally:
+        store.close()
+
+
+def test_restart_recovers_from_the_wal_and_never_writes_a_block_twice(raft_material, tmp_path):
+    root, genesis = raft_material
+
+    async def run():
+        cluster = MemoryCluster()
+        nodes = [Node(root, genesis, i, cluster, tmp_path) for i in range(3)]
+        for n in nodes:
+            n.start()
+        leader = await wait_leader(nodes)
+        await order(leader, messages(root, 7, seed=2))
+        h1 = await converge(nodes)
+        for n in nodes:
+            await n.stop()
+        # restart all three on their WALs and block stores: nothing is re-written
+        for n in nodes:
+            n.start()
+        leader = await wait_leader(nodes)
+        await asyncio.sleep(0.3)
+        h_restarted = [n.store.height for n in nodes]
+        # one node loses its block store (behind the WAL): it replays and rewrites the same blocks
+        lagging = next(n for n in nodes if n is not leader)
+        await lagging.stop()
+        for p in (lagging.dir / "chain").iterdir():
+            p.unlink()
+        lagging.start()
+        await order(leader, messages(root, 4, seed=3))
+        h2 = await converge(nodes)
+        for n in nodes:
+            await n.stop()
+        return h1, h_restarted, h2
+
+    h1, h_restarted, h2 = asyncio.run(run())
+    assert h_restarted == [h1] * 3
+    assert h2 > h1
+
+
+def test_partitioned_leader_commits_nothing_and_catches_up_after_healing(raft_material, tmp_path):
+    root, genesis = raft_material
+
+    async def run():
+        cluster = MemoryCluster()
+        nodes = [Node(root, genesis, i, cluster, tmp_path) for i in range(3)]
+        for n in nodes:
+            n.start()
+        try:
+            old = await wait_leader(nodes)
+            await order(old, messages(root, 3, seed=4))
+            await converge(nodes)
+            others = [n for n in nodes if n is not old]
+            for o in others:
+                cluster.cut.add(frozenset((old.endpoint, o.endpoint)))
+            minority_h = old.store.height
+            # the cut-off leader accepts a message but cannot commit it
+            parsed, raw = messages(root, 1, seed=5)[0]
+            stuck = old.chain.order(parsed, raw, old.chain.support.check_normal(parsed))
+            new = await wait_leader(others)
+            await order(new, messages(root, 6, seed=6))
+            majority_h = new.store.height
+            assert old.store.height == minority_h
+            assert majority_h > minority_h
+            cluster.cut.clear()
+            h = await converge(nodes)
+            try:
+                await asyncio.wait_for(stuck, 1)
+            except (BroadcastError, TimeoutError):
+                pass
+            return minority_h, majority_h, h
+        finally:
+            for n in nodes:
+                await n.stop()
+
+    minority_h, majority_h, h = asyncio.run(run())
+    assert h >= majority_h > minority_h
+
+
+def test_follower_without_a_leader_answers_service_unavailable(raft_material, tmp_path):
+    root, genesis = raft_material
+
+    async def run():
+        cluster = MemoryCluster()
+        node = Node(root, genesis, 0, cluster, tmp_path)
+        node.start()  # alone: no quorum, no leader
+        try:
+            await asyncio.sleep(0.1)
+            parsed, raw = messages(root, 1, seed=7)[0]
+            with pytest.raises(BroadcastError) as err:
+                await node.chain.order(parsed, raw, node.chain.support.check_normal(parsed))
+            return err.value
+        finally:
+            await node.stop()
+
+    err = asyncio.run(run())
+    assert err.status == 503 and "leader" in err.message

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import make_network
 from fabric_client import Identity, endorser_stub, qscc_proposal, secure_channel
 from fabric_protos.common import ledger_pb2
+from network_helpers import make_network
 
 from heddle.bench.cpu import children
 from heddle.client import (

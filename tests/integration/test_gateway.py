@@ -12,8 +12,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import make_network
 from fabric_protos.common import common_pb2
+from network_helpers import make_network
 
 from heddle.client import (
     EndorseError,

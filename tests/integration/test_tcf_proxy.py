@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import make_network
+from network_helpers import make_network
 
 from heddle.network.local import LocalNetwork
 from heddle.network.tcf_services import (

@@ -46,6 +46,7 @@ SUBMITTED = frozenset(
         "EncryptionKeySet",
     }
 )
+LAGGING_PEER_WAIT = 15.0  # seconds to wait for another endorsing peer to catch up
 _RETRIED = frozenset({transaction_pb2.MVCC_READ_CONFLICT, transaction_pb2.PHANTOM_READ_CONFLICT})
 _TCF_ERROR = re.compile(r"TCF error (-?\d+): (.*?)(?:; \S+:\d+ \(|$)", re.S)
 
@@ -142,25 +143,28 @@ class LedgerTransport:
         """Endorse, order and wait for a VALID commit; re-endorse after an MVCC conflict.
 
         The commit status comes from one peer; another endorser may be a block behind, so
-        a "not found" refusal is retried briefly before it is believed."""
-        for attempt in range(self.retries + 1):
+        a "not found" refusal is retried for up to ``LAGGING_PEER_WAIT`` seconds (a loaded
+        machine can hold a peer back for more than a block) before it is believed."""
+        lagging_deadline = time.monotonic() + LAGGING_PEER_WAIT
+        attempt = 0
+        while True:
             try:
                 submitted = self.contract.submit_async(function, *args)
                 status = submitted.get_status()
             except GatewayError as exc:
                 refusal = tcf_error(exc)
                 lagging = refusal is not None and "not found" in refusal.message
-                if lagging and attempt < self.retries:
-                    time.sleep(0.1 * (attempt + 1))
+                if lagging and time.monotonic() < lagging_deadline:
+                    time.sleep(0.1)
                     continue
                 raise refusal or exc from None
             if status.successful:
                 self.transactions.append(LedgerTx(function, status.transaction_id, status.block_number))
                 return submitted.result
-            if status.code not in _RETRIED or attempt == self.retries:
+            if status.code not in _RETRIED or attempt >= self.retries:
                 raise CommitError(status.transaction_id, status.code, status.block_number)
-            time.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")
+            attempt += 1
+            time.sleep(0.05 * attempt)
 
     # --- proxy-mode extras ---------------------------------------------------------------
 

@@ -80,12 +80,18 @@ def sign_envelope(
     return common_pb2.Envelope(payload=payload_bytes, signature=signer.sign(payload_bytes))
 
 
-@dataclass(frozen=True)
-class ParsedEnvelope:
-    """An envelope's layers, decoded once; raw bytes kept for signature checks."""
+def decode(message, data: bytes, what: str):
+    """Parse ``data`` into ``message``; a ProtocolError names the layer that is malformed."""
+    try:
+        message.ParseFromString(data)
+    except DecodeError as exc:
+        raise ProtocolError(f"malformed {what}: {exc}") from exc
+    return message
 
-    envelope: common_pb2.Envelope
-    payload: common_pb2.Payload
+
+class HeaderFields:
+    """Accessors shared by decoded envelopes and proposals (both carry the two headers)."""
+
     channel_header: common_pb2.ChannelHeader
     signature_header: common_pb2.SignatureHeader
 
@@ -100,6 +106,16 @@ class ParsedEnvelope:
     @property
     def channel_id(self) -> str:
         return self.channel_header.channel_id
+
+
+@dataclass(frozen=True)
+class ParsedEnvelope(HeaderFields):
+    """An envelope's layers, decoded once; raw bytes kept for signature checks."""
+
+    envelope: common_pb2.Envelope
+    payload: common_pb2.Payload
+    channel_header: common_pb2.ChannelHeader
+    signature_header: common_pb2.SignatureHeader
 
     @property
     def header_type(self) -> int:

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import chaincode_pb2, proposal_pb2, proposal_response_pb2
-from google.protobuf.message import DecodeError
 
 from heddle.crypto.hashing import sha256
 from heddle.protocol.envelopes import (
+    HeaderFields,
     ProtocolError,
     compute_txid,
+    decode,
     make_channel_header,
     make_signature_header,
     new_nonce,
@@ -55,7 +56,7 @@ def sign_proposal(proposal: proposal_pb2.Proposal, sign) -> proposal_pb2.SignedP
 
 
 @dataclass(frozen=True)
-class ParsedProposal:
+class ParsedProposal(HeaderFields):
     signed: proposal_pb2.SignedProposal
     proposal: proposal_pb2.Proposal
     header: common_pb2.Header
@@ -69,47 +70,27 @@ class ParsedProposal:
     def args(self) -> list[bytes]:
         return list(self.invocation.chaincode_spec.input.args)
 
-    @property
-    def creator(self) -> bytes:
-        return self.signature_header.creator
-
-    @property
-    def tx_id(self) -> str:
-        return self.channel_header.tx_id
-
-    @property
-    def channel_id(self) -> str:
-        return self.channel_header.channel_id
-
-
-def _parse(message, data: bytes, what: str):
-    try:
-        message.ParseFromString(data)
-    except DecodeError as exc:
-        raise ProtocolError(f"malformed {what}: {exc}") from exc
-    return message
-
 
 def parse_signed_proposal(data: bytes | proposal_pb2.SignedProposal) -> ParsedProposal:
     """Decode a SignedProposal; ProtocolError names the layer that is malformed."""
     signed = (
         data
         if isinstance(data, proposal_pb2.SignedProposal)
-        else _parse(proposal_pb2.SignedProposal(), data, "SignedProposal")
+        else decode(proposal_pb2.SignedProposal(), data, "SignedProposal")
     )
     if not signed.proposal_bytes:
         raise ProtocolError("signed proposal has no proposal bytes")
-    prop = _parse(proposal_pb2.Proposal(), signed.proposal_bytes, "Proposal")
-    header = _parse(common_pb2.Header(), prop.header, "proposal Header")
-    chdr = _parse(common_pb2.ChannelHeader(), header.channel_header, "ChannelHeader")
-    shdr = _parse(common_pb2.SignatureHeader(), header.signature_header, "SignatureHeader")
+    prop = decode(proposal_pb2.Proposal(), signed.proposal_bytes, "Proposal")
+    header = decode(common_pb2.Header(), prop.header, "proposal Header")
+    chdr = decode(common_pb2.ChannelHeader(), header.channel_header, "ChannelHeader")
+    shdr = decode(common_pb2.SignatureHeader(), header.signature_header, "SignatureHeader")
     if chdr.type != common_pb2.ENDORSER_TRANSACTION:
         raise ProtocolError(f"invalid header type {chdr.type}: proposals must be ENDORSER_TRANSACTION")
-    ext = _parse(proposal_pb2.ChaincodeHeaderExtension(), chdr.extension, "ChaincodeHeaderExtension")
+    ext = decode(proposal_pb2.ChaincodeHeaderExtension(), chdr.extension, "ChaincodeHeaderExtension")
     if not ext.HasField("chaincode_id") or not ext.chaincode_id.name:
         raise ProtocolError("proposal header does not name a chaincode")
-    ccpp = _parse(proposal_pb2.ChaincodeProposalPayload(), prop.payload, "ChaincodeProposalPayload")
-    cis = _parse(chaincode_pb2.ChaincodeInvocationSpec(), ccpp.input, "ChaincodeInvocationSpec")
+    ccpp = decode(proposal_pb2.ChaincodeProposalPayload(), prop.payload, "ChaincodeProposalPayload")
+    cis = decode(chaincode_pb2.ChaincodeInvocationSpec(), ccpp.input, "ChaincodeInvocationSpec")
     return ParsedProposal(signed, prop, header, chdr, shdr, ext.chaincode_id.name, ccpp, cis)
 
 

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.peer import proposal_pb2, proposal_response_pb2, transaction_pb2
-from google.protobuf.message import DecodeError
 
-from heddle.protocol.envelopes import ProtocolError
+from heddle.protocol.envelopes import ProtocolError, decode
 
 
 @dataclass(frozen=True)
@@ -37,39 +36,31 @@ class EndorsedAction:
         return self.chaincode_action.chaincode_id.name
 
 
-def _parse(message, data: bytes, what: str):
-    try:
-        message.ParseFromString(data)
-    except DecodeError as exc:
-        raise ProtocolError(f"malformed {what}: {exc}") from exc
-    return message
-
-
 def parse_rwset(results: bytes) -> list[NsRwSet]:
-    txrw = _parse(rwset_pb2.TxReadWriteSet(), results, "TxReadWriteSet")
+    txrw = decode(rwset_pb2.TxReadWriteSet(), results, "TxReadWriteSet")
     out = []
     for ns in txrw.ns_rwset:
-        kv = _parse(kv_rwset_pb2.KVRWSet(), ns.rwset, f"KVRWSet of namespace {ns.namespace!r}")
+        kv = decode(kv_rwset_pb2.KVRWSet(), ns.rwset, f"KVRWSet of namespace {ns.namespace!r}")
         out.append(NsRwSet(ns.namespace, kv))
     return out
 
 
 def parse_endorser_transaction(payload_data: bytes) -> list[EndorsedAction]:
     """Decode a Payload.data of type ENDORSER_TRANSACTION; ProtocolError names the bad layer."""
-    tx = _parse(transaction_pb2.Transaction(), payload_data, "Transaction")
+    tx = decode(transaction_pb2.Transaction(), payload_data, "Transaction")
     if not tx.actions:
         raise ProtocolError("transaction has no actions")
     actions = []
     for act in tx.actions:
-        cap = _parse(transaction_pb2.ChaincodeActionPayload(), act.payload, "ChaincodeActionPayload")
+        cap = decode(transaction_pb2.ChaincodeActionPayload(), act.payload, "ChaincodeActionPayload")
         if not cap.HasField("action"):
             raise ProtocolError("ChaincodeActionPayload has no endorsed action")
-        prp = _parse(
+        prp = decode(
             proposal_response_pb2.ProposalResponsePayload(),
             cap.action.proposal_response_payload,
             "ProposalResponsePayload",
         )
-        cca = _parse(proposal_pb2.ChaincodeAction(), prp.extension, "ChaincodeAction")
+        cca = decode(proposal_pb2.ChaincodeAction(), prp.extension, "ChaincodeAction")
         actions.append(
             EndorsedAction(
                 proposal_response_payload=cap.action.proposal_response_payload,

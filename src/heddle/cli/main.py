@@ -22,6 +22,7 @@ _COMMAND_MODULES = [
     "peer",
     "up",
     "tcf",
+    "bench",
     "demo",
 ]
 

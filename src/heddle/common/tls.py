@@ -45,4 +45,7 @@ GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE),
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.http2.max_pings_without_data", 0),
+    # no transparent retries on client channels: the callers decide (the gateway tries the
+    # next endorser or orderer), and retry support buffers every message it sends
+    ("grpc.enable_retries", 0),
 ]

@@ -18,7 +18,8 @@ from fabric_protos.peer import proposal_response_pb2
 
 from heddle.chaincode.system.base import SccError
 from heddle.crypto import SignatureError
-from heddle.policy import PolicyError, SignedData
+from heddle.peer.validator import evaluate_channel_policy
+from heddle.policy import PolicyError, SignedData, SignerSet
 from heddle.protocol import (
     ParsedProposal,
     ProtocolError,
@@ -46,14 +47,17 @@ class Checked:
 
 
 class Endorser:
+    # process_async also takes a ParsedProposal (the gateway has decoded it already)
+    accepts_parsed = True
+
     def __init__(self, node, max_args_bytes: int = DEFAULT_MAX_ARGS_BYTES):
         self.node = node
         self.max_args_bytes = max_args_bytes
 
     # ----- the checks every proposal goes through -----
-    def _check(self, raw: bytes) -> Checked | proposal_response_pb2.ProposalResponse:
+    def _check(self, raw: bytes | ParsedProposal) -> Checked | proposal_response_pb2.ProposalResponse:
         try:
-            prop = parse_signed_proposal(raw)
+            prop = raw if isinstance(raw, ParsedProposal) else parse_signed_proposal(raw)
         except ProtocolError as exc:
             return error_response(400, f"invalid proposal: {exc}")
         channel = creator = None
@@ -85,9 +89,15 @@ class Endorser:
 
     def _writers_acl(self, checked: Checked) -> proposal_response_pb2.ProposalResponse | None:
         prop = checked.prop
-        signed = [SignedData(prop.signed.proposal_bytes, prop.creator, prop.signed.signature)]
         try:
-            checked.channel.config.policies.evaluate(WRITERS, signed)
+            if checked.creator is not None:
+                # _check verified the creator's signature: evaluate over that signer, not again
+                evaluate_channel_policy(
+                    checked.channel.config.policies, WRITERS, SignerSet([checked.creator], [])
+                )
+            else:
+                signed = [SignedData(prop.signed.proposal_bytes, prop.creator, prop.signed.signature)]
+                checked.channel.config.policies.evaluate(WRITERS, signed)
         except PolicyError as exc:
             return error_response(
                 403, f"access denied for [peer/Propose] on channel {prop.channel_id}: {exc}"
@@ -190,8 +200,9 @@ class Endorser:
         return self._respond(prop, response.status, response.message, response.payload, results, events)
 
     # ----- entry points -----
-    async def process_async(self, raw: bytes) -> proposal_response_pb2.ProposalResponse:
-        """Process one serialized SignedProposal (what the gRPC service and the Gateway call)."""
+    async def process_async(self, raw: bytes | ParsedProposal) -> proposal_response_pb2.ProposalResponse:
+        """Process one serialized SignedProposal (what the gRPC service and the Gateway call),
+        or one the Gateway has already decoded."""
         loop = asyncio.get_running_loop()
         checked = await loop.run_in_executor(self.node.pool, self._check, raw)
         if isinstance(checked, proposal_response_pb2.ProposalResponse):
@@ -201,7 +212,12 @@ class Endorser:
         if scc is not None:
             return await loop.run_in_executor(self.node.pool, self._call_scc, scc, checked)
         if checked.channel is not None:
-            denied = await loop.run_in_executor(self.node.pool, self._writers_acl, checked)
+            # the creator is verified already, so this is a short policy walk: no pool hop
+            denied = (
+                self._writers_acl(checked)
+                if checked.creator is not None
+                else await loop.run_in_executor(self.node.pool, self._writers_acl, checked)
+            )
             if denied is not None:
                 return denied
         if name == "_lifecycle":

@@ -1,12 +1,15 @@
 """The I/O shell around ShimHandler: gRPC protos.Chaincode/Connect streams the peer dials.
 
 A ``ChaincodeEndpoint`` is one dialled chaincode (one gRPC channel). By default it runs
-each transaction on a stream of its own; with ``shared_stream`` it multiplexes every
+one transaction at a time on each stream, and keeps a stream open for the next transaction
+once one ends (opening a stream and registering on it cost both sides more than the
+transaction itself); with ``shared_stream`` it multiplexes every
 transaction on one stream, as Fabric's peer does. A stream per transaction exists
 because fabric-chaincode-python 2.5.4 writes to its stream from concurrent tasks: when a
 write overlaps another gRPC refuses it (GRPC_CALL_ERROR_TOO_MANY_OPERATIONS) and the
-message is lost, so a busy shared stream would leave transactions hanging. Every shim
-accepts several Connect streams, so this works with all of them.
+message is lost, so a busy shared stream would leave transactions hanging. One transaction
+at a time writes one message at a time. Every shim accepts several Connect streams, so this
+works with all of them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,6 +48,15 @@ InvokeFn = Callable[[InvokeRequested], Awaitable[proposal_response_pb2.Response]
 # says why a stream broke, e.g. " (process exited with code -9)"; "" when it cannot tell
 LossDetail = Callable[[], Awaitable[str]]
 MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+# Streams kept open between transactions (one transaction at a time on each); more run on
+# streams opened for them and closed after.
+MAX_IDLE_STREAMS = 1024
+# A stream rests this long before its next transaction. fabric-chaincode-python writes each
+# message from a task of its own: a TRANSACTION that arrives while the shim's write of the
+# previous COMPLETED is still finishing makes the next write overlap it, and gRPC drops it
+# (the transaction would hang). Seen under heavy load without a rest; with it, the previous
+# write has long finished.
+STREAM_REST_SECONDS = 0.5
 
 
 def channel_credentials(target: ChaincodeTarget) -> grpc.ChannelCredentials | None:
@@ -264,6 +277,8 @@ class ChaincodeEndpoint:
         self._streams: set[ChaincodeStream] = set()
         self._shared: ChaincodeStream | None = None
         self._shared_lock = asyncio.Lock()
+        # open streams between transactions, oldest first, with the time each may be reused
+        self._idle: deque[tuple[float, ChaincodeStream]] = deque()
         self._running: set[tuple[str, str]] = set()
         self.closed = False
         self.lost_reason = ""
@@ -278,6 +293,7 @@ class ChaincodeEndpoint:
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.enable_retries", 0),  # a stream is never retried; no per-message buffering
         ]
         if creds is None:
             self._channel = grpc.aio.insecure_channel(self.address, options=options)
@@ -294,7 +310,7 @@ class ChaincodeEndpoint:
         if self.target.shared_stream:
             self._shared = first
         else:
-            await self._close_stream(first)
+            self._idle.append((asyncio.get_running_loop().time() + STREAM_REST_SECONDS, first))
         log.info("chaincode %s connected at %s", self.name, self.address)
 
     async def execute(
@@ -320,11 +336,20 @@ class ChaincodeEndpoint:
             if self.target.shared_stream:
                 stream = await self._shared_stream(timeout)
                 return await stream.execute(*args, budget=max(0.0, deadline - loop.time()))
-            stream = await self._open_stream(timeout)
+            stream = await self._idle_stream(timeout)
             try:
-                return await stream.execute(*args, budget=max(0.0, deadline - loop.time()))
-            finally:
+                result = await stream.execute(*args, budget=max(0.0, deadline - loop.time()))
+            except BaseException:
+                await self._close_stream(stream)  # its state is unknown (timed out, lost)
+                # and the chaincode's may be too: the next transaction opens a fresh stream,
+                # whose REGISTER tells a stuck chaincode (ChaincodeUnresponsive) from a slow one
+                await self._drain_idle()
+                raise
+            if stream.closed or self.closed or len(self._idle) >= MAX_IDLE_STREAMS:
                 await self._close_stream(stream)
+            else:
+                self._idle.append((loop.time() + STREAM_REST_SECONDS, stream))
+            return result
         finally:
             self._running.discard(key)
 
@@ -360,6 +385,21 @@ class ChaincodeEndpoint:
             self._streams.discard(stream)
             raise
         return stream
+
+    async def _drain_idle(self) -> None:
+        idle, self._idle = self._idle, deque()
+        for _, stream in idle:
+            await self._close_stream(stream)
+
+    async def _idle_stream(self, timeout: float) -> ChaincodeStream:
+        """The longest-idle registered stream that has rested, or a new one."""
+        now = asyncio.get_running_loop().time()
+        while self._idle and self._idle[0][0] <= now:
+            _, stream = self._idle.popleft()
+            if not stream.closed:
+                return stream
+            self._streams.discard(stream)
+        return await self._open_stream(timeout)
 
     async def _close_stream(self, stream: ChaincodeStream) -> None:
         self._streams.discard(stream)

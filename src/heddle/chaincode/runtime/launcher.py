@@ -2,7 +2,8 @@
 
 fabric-chaincode-python runs only as a server (chaincode-as-a-service), so the peer
 starts the package's entry script with CHAINCODE_ID and CHAINCODE_SERVER_ADDRESS set to
-a free loopback port, waits until it listens, and then dials it like any service.
+a fresh Unix socket (``unix:/tmp/heddle-cc-*.sock``), waits until it listens, and then
+dials it like any service.
 The entry script is ``main.py`` in the code folder, or its only top-level ``.py`` file.
 """
 
@@ -15,6 +16,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 from heddle.chaincode.runtime.target import ChaincodeError, ChaincodeTarget
@@ -24,6 +26,33 @@ log = logging.getLogger(__name__)
 # peer TLS settings the shim would pick up from the environment; a local process is plain loopback
 _SCRUBBED_ENV = ("CORE_TLS_CLIENT_KEY_PATH", "CORE_TLS_CLIENT_CERT_PATH", "CORE_PEER_TLS_ROOTCERT_FILE")
 _LOG_TAIL_BYTES = 2000
+
+# Runs the entry script after setting the shim's log level from CORE_CHAINCODE_LOGGING_SHIM
+# (Fabric's core.yaml chaincode.logging.shim, default warning). fabric-chaincode-python
+# configures DEBUG logging on import and logs every message at INFO, plus a WARNING per
+# message ("-->> Look out!"): under load that logging was most of a chaincode's CPU. It also
+# raises the cyclic collector's thresholds, as the peer does (heddle.peer.node.tune_gc).
+# Written for any interpreter (no heddle import in the chaincode process).
+_BOOTSTRAP = """
+import gc, logging, os, runpy, sys
+gc.set_threshold(100_000, 20, 50)  # as the peer does: default thresholds cost ~10% of CPU under load
+level = os.environ.get("CORE_CHAINCODE_LOGGING_SHIM", "warning").upper()
+level = level if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "WARNING"
+try:
+    import fabric_chaincode_python.fabric_shim.logging  # noqa: F401  (sets DEBUG on import)
+except ImportError:
+    pass
+class _PerMessageNoise(logging.Filter):
+    def filter(self, record):
+        return record.msg != "-->> Look out!"
+for name in ("", "asyncio"):
+    logging.getLogger(name).setLevel(level)
+    logging.getLogger(name).addFilter(_PerMessageNoise())
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+runpy.run_path(script, run_name="__main__")
+"""
 
 
 def entry_script(code_dir: Path) -> Path:
@@ -54,6 +83,7 @@ class ChaincodeProcess:
         self.python = python
         self.log_path = log_dir / f"{_file_name(target.key)}.log"
         self.address = ""
+        self._socket: Path | None = None
         self.proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -65,8 +95,10 @@ class ChaincodeProcess:
         code_dir = self.target.code_dir
         assert code_dir is not None
         script = entry_script(code_dir)
-        port = free_port()
-        self.address = f"127.0.0.1:{port}"
+        # A Unix socket, not loopback TCP: every shim message is a write on each side, and
+        # a Unix socket write costs both processes less system time than a TCP one.
+        self._socket = Path(tempfile.gettempdir()) / f"heddle-cc-{os.urandom(6).hex()}.sock"
+        self.address = f"unix:{self._socket}"
         env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
         env.update(
             CHAINCODE_ID=self.target.package_id or self.target.name,
@@ -76,10 +108,13 @@ class ChaincodeProcess:
             PYTHONUNBUFFERED="1",
             PYTHONDONTWRITEBYTECODE="1",
         )
+        env.setdefault("CORE_CHAINCODE_LOGGING_SHIM", "warning")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
                 self.python,
+                "-c",
+                _BOOTSTRAP,
                 str(script),
                 cwd=code_dir,
                 env=env,
@@ -89,10 +124,10 @@ class ChaincodeProcess:
                 start_new_session=True,
             )
         log.info("started chaincode %s (pid %d) on %s", self.target.name, self.proc.pid, self.address)
-        await self._wait_listening(port, timeout)
+        await self._wait_listening(timeout)
         return self.address
 
-    async def _wait_listening(self, port: int, timeout: float) -> None:
+    async def _wait_listening(self, timeout: float) -> None:
         assert self.proc is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -103,7 +138,7 @@ class ChaincodeProcess:
                     f"before listening on {self.address}{self.log_tail()}"
                 )
             try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                _, writer = await asyncio.open_unix_connection(str(self._socket))
             except OSError:
                 if loop.time() > deadline:
                     await self.stop()
@@ -128,6 +163,14 @@ class ChaincodeProcess:
         return self.proc.returncode
 
     async def stop(self, grace: float = 3.0) -> None:
+        try:
+            await self._stop(grace)
+        finally:
+            if self._socket is not None:
+                with contextlib.suppress(OSError):
+                    self._socket.unlink()
+
+    async def _stop(self, grace: float) -> None:
         proc = self.proc
         if proc is None or proc.returncode is not None:
             return

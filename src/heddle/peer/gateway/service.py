@@ -8,9 +8,11 @@ and none waits behind another.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import random
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -159,6 +161,79 @@ class _CommitWaiters:
             del self.waiting[txid]
 
 
+class _BroadcastStream:
+    """One long-lived Broadcast stream to an orderer, shared by every Submit: the orderer
+    answers a stream's envelopes in order, so each answer resolves the oldest waiter. A
+    stream per envelope cost both the peer and the orderer more than the envelope itself."""
+
+    def __init__(self, channel: grpc.aio.Channel, endpoint: str):
+        self.endpoint = endpoint
+        stub = channel.stream_stream(
+            "/orderer.AtomicBroadcast/Broadcast",
+            request_serializer=common_pb2.Envelope.SerializeToString,
+            response_deserializer=ab_pb2.BroadcastResponse.FromString,
+        )
+        self._call = stub()
+        self._waiting: deque[asyncio.Future] = deque()
+        self._write_lock = asyncio.Lock()
+        self.closed = False
+        self._reader = asyncio.ensure_future(self._read())
+
+    async def send(self, envelope: common_pb2.Envelope, timeout: float) -> ab_pb2.BroadcastResponse:
+        fut = asyncio.get_running_loop().create_future()
+        async with self._write_lock:
+            if self.closed:
+                raise StopAsyncIteration(f"broadcast stream to orderer {self.endpoint} is closed")
+            self._waiting.append(fut)
+            try:
+                await self._call.write(envelope)
+            except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
+                self._fail(exc)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            fut.cancel()  # its answer, when it comes, is dropped; later ones still line up
+            raise StopAsyncIteration(f"orderer {self.endpoint} did not answer within {timeout:g}s") from None
+
+    async def _read(self) -> None:
+        failure: BaseException | None = None
+        try:
+            while True:
+                resp = await self._call.read()
+                if resp is grpc.aio.EOF:
+                    break
+                if self._waiting:
+                    fut = self._waiting.popleft()
+                    if not fut.done():
+                        fut.set_result(resp)
+        except grpc.aio.AioRpcError as exc:
+            failure = exc
+        except asyncio.CancelledError:
+            failure = StopAsyncIteration(f"broadcast stream to orderer {self.endpoint} was closed")
+        self._fail(failure or StopAsyncIteration(f"orderer {self.endpoint} closed the broadcast stream"))
+
+    def _fail(self, exc: BaseException) -> None:
+        if not isinstance(exc, grpc.aio.AioRpcError | StopAsyncIteration):
+            exc = StopAsyncIteration(f"broadcast to orderer {self.endpoint} failed: {exc}")
+        self.closed = True
+        waiting, self._waiting = self._waiting, deque()
+        for fut in waiting:
+            if not fut.done():
+                fut.set_exception(exc)
+        self._call.cancel()
+
+    async def aclose(self, grace: float = 2.0) -> None:
+        """Half-close, let the orderer answer what it has, then end the stream."""
+        async with self._write_lock:
+            self.closed = True
+            with contextlib.suppress(grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError):
+                await self._call.done_writing()
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(self._reader), grace)
+        self._call.cancel()
+        self._reader.cancel()
+
+
 class Gateway:
     """The gateway.Gateway service of one peer node.
 
@@ -173,7 +248,7 @@ class Gateway:
         *,
         endorse_timeout: float = 30.0,
         broadcast_timeout: float = 30.0,
-        endorse_threads: int = 64,
+        endorse_threads: int = 16,
     ):
         self.node = node
         self.endorse_timeout = endorse_timeout
@@ -182,12 +257,18 @@ class Gateway:
         self._grpc_channels: dict[tuple[str, tuple[bytes, ...]], grpc.aio.Channel] = {}
         self._waiters: dict[str, _CommitWaiters] = {}
         self._plans: dict[tuple[str, str, int], list[Layout]] = {}
+        self._broadcast_streams: dict[tuple[str, tuple[bytes, ...]], _BroadcastStream] = {}
+        self._endorsers: dict[str, tuple[object, dict[str, list[EndorserTarget]]]] = {}
+        self._filters: dict[tuple[str, int], bytes] = {}  # TRANSACTIONS_FILTER of recent blocks
 
     # ----- lifecycle -----
     async def start(self) -> None:
         """Nothing to start: connections open on first use."""
 
     async def stop(self) -> None:
+        streams, self._broadcast_streams = self._broadcast_streams, {}
+        for stream in streams.values():
+            await stream.aclose()
         channels, self._grpc_channels = self._grpc_channels, {}
         for chan in channels.values():
             await chan.close()
@@ -240,7 +321,17 @@ class Gateway:
 
     def endorsers(self, channel) -> dict[str, list[EndorserTarget]]:
         """The channel's endorsing peers by MSP id: this peer first for its own org, then
-        every org's anchor peers (other than this one)."""
+        every org's anchor peers (other than this one). Worked out once per channel config
+        (parsing every org's MSP config per request was a visible share of the gateway's CPU)."""
+        config = channel.config
+        cached = self._endorsers.get(channel.channel_id)
+        if cached is not None and cached[0] is config:
+            return cached[1]
+        out = self._endorsers_of(channel)
+        self._endorsers[channel.channel_id] = (config, out)
+        return out
+
+    def _endorsers_of(self, channel) -> dict[str, list[EndorserTarget]]:
         out: dict[str, list[EndorserTarget]] = {
             self.local_mspid: [EndorserTarget(self.local_address, self.local_mspid, local=True)]
         }
@@ -317,12 +408,12 @@ class Gateway:
             ) from exc
 
     async def _process(
-        self, target: EndorserTarget, signed: bytes, timeout: float
+        self, target: EndorserTarget, signed: bytes, timeout: float, parsed: ParsedProposal | None = None
     ) -> proposal_response_pb2.ProposalResponse | NodeFailure:
         """One endorser's ProposalResponse, or a NodeFailure if it could not be reached."""
         try:
             if target.local:
-                return await self._process_local(signed)
+                return await self._process_local(signed, parsed)
             stub = self._grpc_channel(target.address, target.tls_roots).unary_unary(
                 "/protos.Endorser/ProcessProposal",
                 request_serializer=lambda b: b,
@@ -339,10 +430,14 @@ class Gateway:
             log.exception("endorser %s failed", target.address)
             return NodeFailure(target.address, target.mspid, f"endorser failed: {exc}")
 
-    async def _process_local(self, signed: bytes) -> proposal_response_pb2.ProposalResponse:
+    async def _process_local(
+        self, signed: bytes, parsed: ParsedProposal | None = None
+    ) -> proposal_response_pb2.ProposalResponse:
         endorser = getattr(self.node, "endorser", None)
         if endorser is None:
             raise GatewayError(Code.UNAVAILABLE, "this peer has no endorser")
+        if parsed is not None and getattr(endorser, "accepts_parsed", False):
+            return await endorser.process_async(parsed)  # decoded once, by the gateway
         process_async = getattr(endorser, "process_async", None)
         if process_async is not None:
             return await process_async(signed)
@@ -429,7 +524,7 @@ class Gateway:
                 f"{prop.chaincode_name}: it needs {needs or 'unsatisfiable principals'}; known peers: "
                 + ", ".join(f"{m}: {n}" for m, n in sorted(available.items())),
             )
-        responses = await self._collect(plan, endorsers, prop.signed.SerializeToString(), context)
+        responses = await self._collect(plan, endorsers, prop.signed.SerializeToString(), context, prop)
         try:
             envelope = create_signed_transaction(prop, responses, lambda _payload: b"")
         except EndorsementMismatch as exc:
@@ -452,7 +547,12 @@ class Gateway:
         return local
 
     async def _collect(
-        self, plan: list[Layout], endorsers: dict[str, list[EndorserTarget]], raw: bytes, context
+        self,
+        plan: list[Layout],
+        endorsers: dict[str, list[EndorserTarget]],
+        raw: bytes,
+        context,
+        parsed: ParsedProposal | None = None,
     ) -> list[proposal_response_pb2.ProposalResponse]:
         """Endorsements filling the first layout whose peers all answer; chaincode errors and
         differing results end the attempt at once (they would recur on other peers)."""
@@ -468,7 +568,7 @@ class Gateway:
                 chosen.extend(usable[:n])
             else:
                 pending = [t for t in chosen if t.address not in results]
-                answers = await asyncio.gather(*(self._process(t, raw, timeout) for t in pending))
+                answers = await asyncio.gather(*(self._process(t, raw, timeout, parsed) for t in pending))
                 for target, answer in zip(pending, answers, strict=True):
                     if isinstance(answer, NodeFailure):
                         failures[target.address] = answer
@@ -556,21 +656,12 @@ class Gateway:
     async def _broadcast(
         self, endpoint: str, roots: tuple[bytes, ...], envelope: common_pb2.Envelope, timeout: float
     ) -> ab_pb2.BroadcastResponse:
-        stub = self._grpc_channel(endpoint, roots).stream_stream(
-            "/orderer.AtomicBroadcast/Broadcast",
-            request_serializer=common_pb2.Envelope.SerializeToString,
-            response_deserializer=ab_pb2.BroadcastResponse.FromString,
-        )
-        call = stub(timeout=timeout)
-        try:
-            await call.write(envelope)
-            resp = await call.read()
-            await call.done_writing()
-        finally:
-            call.cancel()
-        if resp is grpc.aio.EOF:
-            raise StopAsyncIteration(f"orderer {endpoint} closed the stream without a response")
-        return resp
+        key = (endpoint, roots)
+        stream = self._broadcast_streams.get(key)
+        if stream is None or stream.closed:
+            stream = _BroadcastStream(self._grpc_channel(endpoint, roots), endpoint)
+            self._broadcast_streams[key] = stream
+        return await stream.send(envelope, timeout)
 
     # ----- CommitStatus -----
     def _check_signed(self, channel, identity: bytes, request: bytes, signature: bytes) -> None:
@@ -591,12 +682,26 @@ class Gateway:
             raise GatewayError(Code.PERMISSION_DENIED, f"request signature is invalid: {exc}") from exc
         raise GatewayError(Code.PERMISSION_DENIED, refusal)
 
+    def _check_and_lookup(
+        self, channel, request: gateway_pb2.CommitStatusRequest, raw: bytes, signature: bytes
+    ) -> tuple[int, int] | None:
+        self._check_signed(channel, request.identity, raw, signature)
+        return self._lookup_tx(channel, request.transaction_id)
+
     def _lookup_tx(self, channel, txid: str) -> tuple[int, int] | None:
         loc = channel.ledger.blocks.tx_location(txid)
         if loc is None:
             return None
         block_num, tx_num = loc
-        codes = transactions_filter(channel.block(block_num))
+        key = (channel.channel_id, block_num)
+        codes = self._filters.get(key)
+        if codes is None:
+            # one block read per block, not per transaction asked about: a 500-transaction
+            # block is megabytes to read and parse for one byte of its TRANSACTIONS_FILTER
+            codes = bytes(transactions_filter(channel.block(block_num)))
+            if len(self._filters) >= 64:
+                self._filters.clear()
+            self._filters[key] = codes
         code = codes[tx_num] if tx_num < len(codes) else transaction_pb2.NOT_VALIDATED
         return code, block_num
 
@@ -617,11 +722,13 @@ class Gateway:
         if not request.transaction_id:
             raise invalid_argument("a transaction id is required")
         channel = self._channel(request.channel_id)
-        await self._blocking(self._check_signed, channel, request.identity, signed.request, signed.signature)
         waiters = self._waiters_for(channel)
         fut = waiters.add(request.transaction_id)  # before the lookup, so no commit slips between
         try:
-            found = await self._blocking(self._lookup_tx, channel, request.transaction_id)
+            # the signature check and the ledger lookup in one trip to the pool
+            found = await self._blocking(
+                self._check_and_lookup, channel, request, signed.request, signed.signature
+            )
             if found is not None and not fut.done():
                 fut.set_result(found)
             code, block_number = await fut

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from aiohttp import web
 
+from heddle.common.process import serve_until_signalled
 from heddle.common.tls import GRPC_OPTIONS
 from heddle.msp import load_signing_identity
 from heddle.orderer.broadcast import AtomicBroadcast
@@ -109,11 +108,4 @@ class OrdererNode:
 
 
 async def run(config: OrdererNodeConfig) -> None:
-    node = OrdererNode(config)
-    await node.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await node.stop()
+    await serve_until_signalled(OrdererNode(config))

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -16,6 +14,7 @@ from heddle.chaincode.runtime import ChaincodeSupport, ChaincodeTarget, target_f
 from heddle.chaincode.system.cscc import Cscc
 from heddle.chaincode.system.qscc import Qscc
 from heddle.channelconfig import ConfigError
+from heddle.common.process import serve_until_signalled
 from heddle.common.tls import GRPC_OPTIONS
 from heddle.msp import Msp, load_signing_identity
 from heddle.peer.blockpuller import BlockPuller
@@ -175,23 +174,5 @@ class PeerNode:
         self.pool.shutdown(wait=False)
 
 
-def tune_gc() -> None:
-    """Fewer cyclic garbage collections: under load a peer allocates protobuf messages and
-    futures by the hundred thousand per second, and with CPython's default thresholds
-    (700, 10, 10) the collector took about a tenth of the peer's CPU (py-spy, see
-    docs/performance.md). The objects alive after start-up are frozen out of collection."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(100_000, 20, 50)
-
-
 async def run(config: PeerNodeConfig) -> None:
-    node = PeerNode(config)
-    await node.start()
-    tune_gc()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await node.stop()
+    await serve_until_signalled(PeerNode(config))

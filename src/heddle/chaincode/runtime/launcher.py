@@ -31,7 +31,7 @@ _LOG_TAIL_BYTES = 2000
 # (Fabric's core.yaml chaincode.logging.shim, default warning). fabric-chaincode-python
 # configures DEBUG logging on import and logs every message at INFO, plus a WARNING per
 # message ("-->> Look out!"): under load that logging was most of a chaincode's CPU. It also
-# raises the cyclic collector's thresholds, as the peer does (heddle.peer.node.tune_gc).
+# raises the cyclic collector's thresholds, as the peer does (heddle.common.process.tune_gc).
 # Written for any interpreter (no heddle import in the chaincode process).
 _BOOTSTRAP = """
 import gc, logging, os, runpy, sys

@@ -40,13 +40,15 @@ def free_port() -> int:
 
 class ScriptedEndorser:
     """Functions: ``Echo`` returns its args; ``Fail`` returns 500 naming its arg; ``Diverge``
-    returns the endorser's MSP id (so two orgs disagree); ``Crash`` raises; every success emits
-    an event."""
+    returns the endorser's MSP id (so two orgs disagree); ``Crash`` raises; ``Lag N``: a peer
+    outside Org1 answers 500 for its first N such calls, like a peer a block behind; every
+    success emits an event."""
 
     def __init__(self, identity, delay: float = 0.0):
         self.identity = identity
         self.delay = delay
         self.calls = 0
+        self.lagged = 0
 
     def process(self, raw: bytes) -> proposal_response_pb2.ProposalResponse:
         import time
@@ -59,6 +61,9 @@ class ScriptedEndorser:
         fn = fn.decode()
         if fn == "Crash":
             raise RuntimeError("endorser crashed")
+        if fn == "Lag" and self.identity.mspid != "Org1MSP" and self.lagged < int(args[0]):
+            self.lagged += 1
+            return error_response(500, "the asset does not exist (yet)")
         if fn == "Fail":
             return error_response(500, f"the asset {args[0].decode()} does not exist")
         payload = self.identity.mspid.encode() if fn == "Diverge" else b",".join(args)

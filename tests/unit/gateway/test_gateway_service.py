@@ -168,6 +168,13 @@ def test_differing_results_are_aborted(contract):
     assert "do not match" in info.value.message
 
 
+def test_a_remote_peer_a_block_behind_is_asked_again_until_it_agrees(contract, net):
+    net.org2.lagged = 0
+    before = net.org2.calls
+    assert contract.submit_transaction("Lag", "2") == b"2"  # MAJORITY: both orgs must endorse
+    assert net.org2.calls == before + 3  # failed twice (behind), then agreed
+
+
 def test_unknown_chaincode_and_channel_are_not_found(gateway, fresh):
     with pytest.raises(EndorseError) as info:
         gateway.get_network("mychannel").get_contract("nope").submit_transaction("Echo")

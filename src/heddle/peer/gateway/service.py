@@ -234,6 +234,11 @@ class _BroadcastStream:
         self._reader.cancel()
 
 
+# how often, and after how long, a remote endorser that disagrees with this peer is asked again
+LAGGING_PEER_RETRIES = 4
+LAGGING_PEER_DELAY = 0.25
+
+
 class Gateway:
     """The gateway.Gateway service of one peer node.
 
@@ -568,12 +573,17 @@ class Gateway:
                 chosen.extend(usable[:n])
             else:
                 pending = [t for t in chosen if t.address not in results]
-                answers = await asyncio.gather(*(self._process(t, raw, timeout, parsed) for t in pending))
-                for target, answer in zip(pending, answers, strict=True):
-                    if isinstance(answer, NodeFailure):
-                        failures[target.address] = answer
-                    else:
-                        results[target.address] = answer
+                for attempt in range(LAGGING_PEER_RETRIES + 1):
+                    answers = await asyncio.gather(*(self._process(t, raw, timeout, parsed) for t in pending))
+                    for target, answer in zip(pending, answers, strict=True):
+                        if isinstance(answer, NodeFailure):
+                            failures[target.address] = answer
+                        else:
+                            results[target.address] = answer
+                    pending = self._lagging(chosen, results)
+                    if not pending or attempt == LAGGING_PEER_RETRIES:
+                        break
+                    await asyncio.sleep(LAGGING_PEER_DELAY)
                 errors = [
                     _chaincode_failure(t, results[t.address])
                     for t in chosen
@@ -600,6 +610,25 @@ class Gateway:
             "failed to collect enough transaction endorsements, see attached details for more info",
             list(failures.values()),
         )
+
+    def _lagging(
+        self, chosen: list[EndorserTarget], results: dict[str, proposal_response_pb2.ProposalResponse]
+    ) -> list[EndorserTarget]:
+        """Other orgs' peers whose answer differs from this peer's good one. Without discovery's
+        ledger heights, a peer a block behind (it has not yet committed what this peer just
+        saw) is told apart from a real disagreement by asking it again shortly after."""
+        local = next(
+            (results[t.address] for t in chosen if t.mspid == self.local_mspid and t.address in results), None
+        )
+        if local is None or not _response_ok(local):
+            return []
+        return [
+            t
+            for t in chosen
+            if t.mspid != self.local_mspid
+            and t.address in results
+            and (not _response_ok(results[t.address]) or results[t.address].payload != local.payload)
+        ]
 
     # ----- Submit -----
     async def submit(self, request: gateway_pb2.SubmitRequest, context) -> gateway_pb2.SubmitResponse:

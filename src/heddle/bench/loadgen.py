@@ -22,10 +22,10 @@ from fabric_protos.peer import proposal_pb2, transaction_pb2
 
 from heddle.bench.workloads import Workload
 from heddle.client.errors import error_details
+from heddle.client.gateway import gateway_stubs
 from heddle.client.identity import Identity, Signer, sha256
 from heddle.protocol import create_proposal
 
-_SERVICE = "/gateway.Gateway/"
 _GRPC_OPTIONS = [
     ("grpc.max_send_message_length", 100 * 1024 * 1024),
     ("grpc.max_receive_message_length", 100 * 1024 * 1024),
@@ -94,21 +94,7 @@ class GatewayClient:
         self.target = target
         self.pool = pool
         self.creator = target.identity.serialized()
-        g = gateway_pb2
-        self._evaluate = channel.unary_unary(
-            _SERVICE + "Evaluate", g.EvaluateRequest.SerializeToString, g.EvaluateResponse.FromString
-        )
-        self._endorse = channel.unary_unary(
-            _SERVICE + "Endorse", g.EndorseRequest.SerializeToString, g.EndorseResponse.FromString
-        )
-        self._submit = channel.unary_unary(
-            _SERVICE + "Submit", g.SubmitRequest.SerializeToString, g.SubmitResponse.FromString
-        )
-        self._commit_status = channel.unary_unary(
-            _SERVICE + "CommitStatus",
-            g.SignedCommitStatusRequest.SerializeToString,
-            g.CommitStatusResponse.FromString,
-        )
+        self._evaluate, self._endorse, self._submit, self._commit_status = gateway_stubs(channel)
 
     def _sign_now(self, data: bytes) -> bytes:
         return self.target.signer(sha256(data))

@@ -43,6 +43,27 @@ from heddle.protocol import (
 _SERVICE = "/gateway.Gateway/"
 
 
+def gateway_stubs(channel):
+    """Evaluate, Endorse, Submit and CommitStatus callables on a grpc (or grpc.aio) channel."""
+    g = gateway_pb2
+    return (
+        channel.unary_unary(
+            _SERVICE + "Evaluate", g.EvaluateRequest.SerializeToString, g.EvaluateResponse.FromString
+        ),
+        channel.unary_unary(
+            _SERVICE + "Endorse", g.EndorseRequest.SerializeToString, g.EndorseResponse.FromString
+        ),
+        channel.unary_unary(
+            _SERVICE + "Submit", g.SubmitRequest.SerializeToString, g.SubmitResponse.FromString
+        ),
+        channel.unary_unary(
+            _SERVICE + "CommitStatus",
+            g.SignedCommitStatusRequest.SerializeToString,
+            g.CommitStatusResponse.FromString,
+        ),
+    )
+
+
 def _arg(value: str | bytes) -> bytes:
     return value.encode() if isinstance(value, str) else bytes(value)
 
@@ -106,21 +127,8 @@ class Gateway:
         self.hash = hash
         self.grpc_channel = channel
         self.options = options or CallOptions()
+        self._evaluate, self._endorse, self._submit, self._commit_status = gateway_stubs(channel)
         g = gateway_pb2
-        self._evaluate = channel.unary_unary(
-            _SERVICE + "Evaluate", g.EvaluateRequest.SerializeToString, g.EvaluateResponse.FromString
-        )
-        self._endorse = channel.unary_unary(
-            _SERVICE + "Endorse", g.EndorseRequest.SerializeToString, g.EndorseResponse.FromString
-        )
-        self._submit = channel.unary_unary(
-            _SERVICE + "Submit", g.SubmitRequest.SerializeToString, g.SubmitResponse.FromString
-        )
-        self._commit_status = channel.unary_unary(
-            _SERVICE + "CommitStatus",
-            g.SignedCommitStatusRequest.SerializeToString,
-            g.CommitStatusResponse.FromString,
-        )
         self._chaincode_events = channel.unary_stream(
             _SERVICE + "ChaincodeEvents",
             g.SignedChaincodeEventsRequest.SerializeToString,

@@ -7,7 +7,8 @@ from fabric_client import Identity, broadcast_stub, peer_deliver_stub, secure_ch
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import transaction_pb2
 
-from heddle.network.local import LocalNetwork, NetworkSpec, free_port
+from heddle.common.ports import free_port
+from heddle.network.local import LocalNetwork, NetworkSpec
 
 
 def make_network(tmp_path_factory, name: str, **spec_kw) -> LocalNetwork:

@@ -18,7 +18,7 @@ from fabric_protos.peer import chaincode_pb2
 
 from heddle.chaincode.lifecycle.packages import PackageStore, package
 from heddle.chaincode.runtime import ChaincodeError, ChaincodeSupport, ChaincodeTarget, target_from_package
-from heddle.chaincode.runtime.launcher import free_port
+from heddle.common.ports import free_port
 from heddle.ledger.simulator import TxSimulator
 from heddle.ledger.statedb import Height, SqliteStateDB, UpdateBatch
 

@@ -18,7 +18,7 @@ from fabric_protos.peer import (
 )
 
 from heddle.chaincode.runtime import ChaincodeSupport, ChaincodeTarget
-from heddle.chaincode.runtime.launcher import free_port
+from heddle.common.ports import free_port
 from heddle.ledger.simulator import TxSimulator
 from heddle.ledger.statedb import Height, SqliteStateDB, UpdateBatch
 

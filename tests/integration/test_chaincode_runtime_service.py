@@ -15,7 +15,7 @@ from fabric_protos.peer import (
 )
 
 from heddle.chaincode.runtime import ChaincodeError, ChaincodeSupport, ChaincodeTarget
-from heddle.chaincode.runtime.launcher import free_port
+from heddle.common.ports import free_port
 
 pytestmark = pytest.mark.integration
 

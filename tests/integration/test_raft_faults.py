@@ -28,7 +28,8 @@ from fabric_protos.orderer import cluster_pb2
 from fabric_protos.peer import transaction_pb2
 
 from heddle.client import connect, identity_from_msp_dir, signer_from_msp_dir, tls_channel
-from heddle.network.local import LocalNetwork, NetworkSpec, free_port
+from heddle.common.ports import free_port
+from heddle.network.local import LocalNetwork, NetworkSpec
 from heddle.orderer.participation_client import request
 from heddle.protocol import block_header_hash, parse_envelope, transactions_filter
 from heddle.raft import Message, MessageType, encode_message

@@ -14,8 +14,9 @@ from fabric_protos.orderer.etcdraft import configuration_pb2 as raft_values
 from test_raft_faults import SEED, orderer_blocks, raft_status
 
 from heddle.channelconfig import compute_update, config_update_envelope, parse_config_block
+from heddle.common.ports import free_port
 from heddle.msp import load_signing_identity
-from heddle.network.local import LocalNetwork, NetworkSpec, free_port
+from heddle.network.local import LocalNetwork, NetworkSpec
 from heddle.orderer.participation_client import join
 from heddle.protocol import block_header_hash, parse_envelope
 

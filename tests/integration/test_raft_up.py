@@ -12,7 +12,8 @@ import pytest
 
 import heddle.network.up as up_mod
 from heddle.client import connect, identity_from_msp_dir, signer_from_msp_dir, tls_channel
-from heddle.network.local import LocalNetwork, NetworkSpec, free_port
+from heddle.common.ports import free_port
+from heddle.network.local import LocalNetwork, NetworkSpec
 from heddle.orderer.participation_client import request
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,6 @@ prints as a table and writes as JSON and PNG.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import sys
@@ -106,7 +105,8 @@ class _Network:
     basic, MAJORITY endorsement) on free loopback ports."""
 
     def __init__(self, config: BenchConfig):
-        from heddle.network.local import LocalNetwork, NetworkSpec, free_port
+        from heddle.common.ports import free_port
+        from heddle.network.local import LocalNetwork, NetworkSpec
 
         self._tmp = None
         if config.data is None:
@@ -324,9 +324,3 @@ def parse_pids(values: list[str]) -> dict[str, int]:
             raise ValueError(f"--pid wants NAME=PID, got {v!r}")
         out[name.strip()] = int(pid)
     return out
-
-
-def pids_from_network_json(path: Path) -> dict[str, int]:
-    """Node pids of a network `heddle up` started (its pids.json next to network.json)."""
-    pid_file = Path(path).parent / "pids.json"
-    return json.loads(pid_file.read_text()) if pid_file.exists() else {}

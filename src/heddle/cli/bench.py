@@ -138,6 +138,7 @@ def _from_heddle_network(config, data: Path) -> None:
     config.msp_dir = config.msp_dir or Path(peer["userMSP"])
     config.mspid = peer["mspid"]
     config.channel = doc["channel"]
-    pid_file = data / "pids.json"
-    if pid_file.exists() and not config.pids:
-        config.pids = json.loads(pid_file.read_text())
+    if not config.pids:
+        from heddle.network import pidfile
+
+        config.pids = pidfile.running(data)

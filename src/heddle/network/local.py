@@ -25,6 +25,7 @@ import yaml
 from heddle.channelconfig import genesis_block, load_configtx
 from heddle.channelconfig.defaults import DEFAULT_PROFILE, write_default_configtx
 from heddle.msp.cryptogen import CryptoMaterial, generate_default_network
+from heddle.network import pidfile
 
 
 @dataclass
@@ -64,12 +65,6 @@ class NetworkSpec:
 
     def orderer_cluster_ports(self) -> list[int]:
         return list(self.cluster_ports) or [p + 4 for p in self.orderer_listen_ports()]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_port(host: str, port: int, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
@@ -346,58 +341,18 @@ class LocalNetwork:
         )
         log.close()
         self.procs[name] = proc
-        self._save_pids()
+        pidfile.record(self.data, {name: proc.pid})
         return proc
-
-    @property
-    def pid_file(self) -> Path:
-        return self.data / "pids.json"
-
-    def _save_pids(self) -> None:
-        pids = {name: p.pid for name, p in self.procs.items() if p.poll() is None}
-        self.pid_file.write_text(json.dumps(pids, indent=2))
 
     @staticmethod
     def running_pids(data_dir: str | Path) -> dict[str, int]:
         """Processes of a network started earlier (possibly by another command) that still run."""
-        path = Path(data_dir) / "pids.json"
-        if not path.exists():
-            return {}
-        alive = {}
-        for name, pid in json.loads(path.read_text()).items():
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                continue
-            alive[name] = pid
-        return alive
+        return pidfile.running(data_dir)
 
     @staticmethod
     def stop_pids(data_dir: str | Path, timeout: float = 15.0) -> list[str]:
-        """Stop a network's processes by their recorded pids (SIGTERM, then SIGKILL)."""
-        pids = LocalNetwork.running_pids(data_dir)
-        for pid in pids.values():
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except OSError:
-                pass
-        deadline = time.monotonic() + timeout
-        for pid in pids.values():
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except OSError:
-                    break
-                time.sleep(0.05)
-            else:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-        path = Path(data_dir) / "pids.json"
-        if path.exists():
-            path.unlink()
-        return sorted(pids)
+        """Stop every recorded process of a network (SIGTERM, then SIGKILL)."""
+        return pidfile.stop(data_dir, timeout=timeout)
 
     def start_orderer(self, o: int = 0) -> None:
         name = self.orderer_name(o)
@@ -527,7 +482,7 @@ class LocalNetwork:
         proc = self.procs.pop(name)
         proc.send_signal(sig)
         proc.wait(timeout=30)
-        self._save_pids()
+        pidfile.forget(self.data, [name])
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -539,6 +494,5 @@ class LocalNetwork:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        pidfile.forget(self.data, self.procs)
         self.procs.clear()
-        if self.pid_file.exists():
-            self.pid_file.unlink()

@@ -8,15 +8,13 @@ three processes sharing ``DATA/tcf/store`` (the direct-mode registry and work qu
 * ``tcf-connector``: proxy mode; follows the ledger as Org1's User1, feeds the worker,
   writes results back.
 
-Their pids join the network's in ``DATA/pids.json``, so ``heddle down``
-(``LocalNetwork.stop_pids``) stops them too; ``stop_tcf_services`` stops only them.
-Call it after the network's own processes have started (``LocalNetwork`` rewrites
-pids.json when it spawns a node). Logs: ``DATA/logs/tcf-*.log``.
+Their pids join the network's in ``DATA/pids.json`` (``heddle.network.pidfile``), so
+``heddle down`` stops them too; ``stop_tcf_services`` stops only them.
+Logs: ``DATA/logs/tcf-*.log``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -25,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from heddle.network import pidfile
 from heddle.network.local import LocalNetwork
 
 CHAINCODE = "tcf"
@@ -59,29 +58,9 @@ def tcf_paths(data_dir: str | Path) -> tuple[Path, Path]:
     return root / "store", root / "platform"
 
 
-def _record_pids(data: Path, pids: dict[str, int]) -> None:
-    path = data / "pids.json"
-    current = json.loads(path.read_text()) if path.exists() else {}
-    current.update(pids)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(current, indent=2))
-    os.replace(tmp, path)
-
-
-def _forget_pids(data: Path, names: list[str]) -> None:
-    path = data / "pids.json"
-    if not path.exists():
-        return
-    current = {k: v for k, v in json.loads(path.read_text()).items() if k not in names}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(current, indent=2))
-    os.replace(tmp, path)
-
-
 def running_services(data_dir: str | Path) -> dict[str, int]:
     """The trusted-compute processes of ``data_dir`` that still run."""
-    pids = LocalNetwork.running_pids(data_dir)
-    return {k: v for k, v in pids.items() if k in SERVICES and not _exited(v)}
+    return {k: v for k, v in pidfile.running(data_dir).items() if k in SERVICES}
 
 
 def _spawn(data: Path, name: str, args: list[str], ready: str, timeout: float) -> subprocess.Popen:
@@ -145,7 +124,7 @@ def start_service(
     tcf_paths(data)[0].mkdir(parents=True, exist_ok=True)
     args, ready = _plan(data, name, bind, org, user)
     proc = _spawn(data, name, args, ready, timeout)
-    _record_pids(data, {name: proc.pid})
+    pidfile.record(data, {name: proc.pid})
     return proc.pid
 
 
@@ -179,43 +158,10 @@ def start_tcf_services(
     return services
 
 
-def _exited(pid: int) -> bool:
-    """True once ``pid`` is gone (reaping it if it is our child, e.g. in tests and the demo)."""
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return True
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return True
-    return False
-
-
 def stop_tcf_services(data_dir: str | Path, timeout: float = 15.0) -> list[str]:
     """Stop the trusted-compute processes of ``data_dir`` (SIGTERM, then SIGKILL); the
-    network keeps running. Returns the names stopped."""
-    data = Path(data_dir).absolute()
-    running = running_services(data)
-    for pid in running.values():
-        try:
-            os.kill(pid, signal.SIGTERM)  # the worker host stops its own enclaves
-        except OSError:
-            pass
-    deadline = time.monotonic() + timeout
-    for pid in running.values():
-        while time.monotonic() < deadline:
-            if _exited(pid):
-                break
-            time.sleep(0.05)
-        else:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
-    _forget_pids(data, list(SERVICES))
-    return sorted(running)
+    network keeps running. Returns the names stopped. (The worker host stops its enclaves.)"""
+    return pidfile.stop(Path(data_dir).absolute(), names=SERVICES, timeout=timeout)
 
 
 __all__ = [

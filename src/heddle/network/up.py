@@ -58,7 +58,6 @@ def up(
         if chaincode:
             steps.step("Deploying chaincode 'basic' (examples/asset_transfer_basic)", _deploy_basic, net)
         if tcf:
-            # last: every node is running, so pids.json already lists them when the services join it
             steps.step(
                 f"Starting trusted compute: chaincode 'tcf', listener on {tcf_bind}, a singleton worker, "
                 "the connector",

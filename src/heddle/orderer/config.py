@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from heddle.channelconfig.errors import ConfigError
+from heddle.channelconfig.units import parse_size
 from heddle.common.config import ConfigFileError, YamlConfig
 from heddle.common.tls import TlsFiles
 
@@ -87,7 +89,7 @@ def load_orderer_config(path: str | Path) -> OrdererNodeConfig:
         admin_listen=cfg.get("Admin.ListenAddress"),
         admin_tls=admin_tls,
         participation_enabled=cfg.get_bool("ChannelParticipation.Enabled", True),
-        participation_max_body=_size(cfg.get("ChannelParticipation.MaxRequestBodySize", "1 MB")),
+        participation_max_body=_max_body(cfg),
         cluster=cluster,
         wal_dir=cfg.get_path("Consensus.WALDir") or ledger / "etcdraft" / "wal",
         snap_dir=cfg.get_path("Consensus.SnapDir") or ledger / "etcdraft" / "snapshot",
@@ -127,11 +129,9 @@ def _cluster(cfg: YamlConfig, tls: TlsFiles, path) -> ClusterConfig | None:
     )
 
 
-def _size(value) -> int:
-    if isinstance(value, int):
-        return value
-    text = str(value).strip().upper().replace(" ", "")
-    for unit, mult in (("KB", 1024), ("MB", 1024**2), ("GB", 1024**3), ("B", 1)):
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * mult)
-    return int(text)
+def _max_body(cfg: YamlConfig) -> int:
+    value = cfg.get("ChannelParticipation.MaxRequestBodySize", "1 MB")
+    try:
+        return parse_size(value)
+    except ConfigError as exc:
+        raise ConfigFileError(f"{cfg.source.name}: ChannelParticipation.MaxRequestBodySize: {exc}") from exc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from aiohttp import web
@@ -96,7 +95,3 @@ def make_app(registrar: Registrar, max_body: int = 1024 * 1024) -> web.Applicati
     app = web.Application(client_max_size=max_body, middlewares=[errors])
     app.add_routes(routes)
     return app
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, indent=2)

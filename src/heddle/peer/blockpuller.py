@@ -11,13 +11,13 @@ from fabric_protos.common import common_pb2
 from fabric_protos.msp import msp_config_pb2
 from fabric_protos.orderer import ab_pb2
 
+from heddle.common.deliver import MAX_BLOCK
 from heddle.common.tls import GRPC_OPTIONS, client_credentials
 from heddle.peer.channel import PeerChannel
 from heddle.peer.validator import BlockVerificationError
 from heddle.protocol import compute_txid, make_channel_header, make_signature_header, sign_envelope
 
 log = logging.getLogger(__name__)
-MAX_BLOCK = 2**64 - 1
 
 
 def seek_envelope(

@@ -16,6 +16,7 @@ from fabric_protos.orderer import ab_pb2
 from fabric_protos.peer import chaincode_event_pb2, proposal_response_pb2, transaction_pb2
 
 from heddle.channelconfig import parse_config_block
+from heddle.common.ports import free_port
 from heddle.msp import load_signing_identity
 from heddle.peer.gateway import Gateway
 from heddle.peer.gateway.service import EndorserTarget
@@ -28,14 +29,6 @@ from heddle.protocol import (
     parse_envelope,
     parse_signed_proposal,
 )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ScriptedEndorser:

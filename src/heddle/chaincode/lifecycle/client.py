@@ -20,6 +20,7 @@ from fabric_protos.orderer import ab_pb2
 from fabric_protos.peer import events_pb2, proposal_response_pb2, transaction_pb2
 from fabric_protos.peer.lifecycle import lifecycle_pb2 as lb
 
+from heddle.common.deliver import MAX_BLOCK
 from heddle.common.tls import GRPC_OPTIONS, client_credentials
 from heddle.peer.admin import PeerCallError, process_proposal
 from heddle.protocol import (
@@ -35,7 +36,6 @@ from heddle.protocol import (
 )
 
 LIFECYCLE = "_lifecycle"
-_MAX_BLOCK = 2**64 - 1
 
 
 class LifecycleClientError(Exception):
@@ -152,7 +152,7 @@ def broadcast(envelope: common_pb2.Envelope, orderer: Endpoint, timeout: float =
 def _seek_newest(identity, channel: str) -> common_pb2.Envelope:
     seek = ab_pb2.SeekInfo(
         start=ab_pb2.SeekPosition(newest=ab_pb2.SeekNewest()),
-        stop=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=_MAX_BLOCK)),
+        stop=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=MAX_BLOCK)),
         behavior=ab_pb2.SeekInfo.BLOCK_UNTIL_READY,
     )
     return sign_envelope(

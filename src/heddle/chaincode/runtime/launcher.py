@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -65,12 +64,6 @@ def entry_script(code_dir: Path) -> Path:
     raise ChaincodeError(
         f"python chaincode in {code_dir} needs a main.py (or exactly one top-level .py file) to start"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ChaincodeProcess:

@@ -16,6 +16,9 @@ from typing import Any, Literal, Protocol
 
 from fabric_protos.peer import chaincode_event_pb2, proposal_response_pb2
 
+from heddle.channelconfig import units as channel_units
+from heddle.channelconfig.errors import ConfigError
+
 CCAAS_TYPES = ("ccaas", "external")
 PROCESS_TYPES = ("python",)
 
@@ -166,19 +169,14 @@ def _code_root(folder: Path) -> Path:
     return folder
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
 def parse_duration(value: Any) -> float:
     """Seconds from a Go-style duration ("10s", "1m30s", "500ms") or a number of seconds."""
     if isinstance(value, int | float):
         return float(value)
-    text = str(value).strip()
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ChaincodeError(f"invalid duration {value!r}: use a form like '10s' or '1m'")
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    try:
+        return channel_units.parse_duration(str(value))
+    except ConfigError as exc:
+        raise ChaincodeError(f"invalid duration {value!r}: use a form like '10s' or '1m'") from exc
 
 
 def _pem(value: Any) -> bytes:

@@ -5,6 +5,7 @@ import json
 import urllib.request
 
 import pytest
+from tcf_tampering import EDIT_IDS, EDITS, Tamper
 
 from heddle.tcf import bundle, crypto, requester
 from heddle.tcf.client import DirectTransport, TcfClient
@@ -84,30 +85,7 @@ def test_client_refuses_a_worker_whose_measurement_is_not_allowed(node, verifier
         other.select_worker(worker_id)
 
 
-class Tamper:
-    """A transport between client and listener that rewrites results (a malicious host)."""
-
-    def __init__(self, inner, edit):
-        self.inner, self.edit = inner, edit
-
-    def call(self, method, params):
-        reply = self.inner.call(method, params)
-        return self.edit(reply) if method == "WorkOrderGetResult" else reply
-
-
-def _flip_data(result):
-    cipher = bytearray(base64.b64decode(result["outData"][0]["data"]))
-    cipher[-1] ^= 1
-    result["outData"][0]["data"] = base64.b64encode(bytes(cipher)).decode()
-    return result
-
-
-def _resign(result):
-    result["workerSignature"] = crypto.sign_hash(crypto.generate_signing_key(), crypto.response_hash(result))
-    return result
-
-
-@pytest.mark.parametrize("edit", [_flip_data, _resign], ids=["tampered-result", "bad-worker-signature"])
+@pytest.mark.parametrize("edit", EDITS, ids=EDIT_IDS)
 def test_client_rejects_tampered_results_and_bad_worker_signatures(node, policy, verifiers, edit):
     c = TcfClient(Tamper(DirectTransport(node.url), edit), policy=policy, verifiers=verifiers)
     with pytest.raises(TcfError) as exc:

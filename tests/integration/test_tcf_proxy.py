@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from network_helpers import make_network
+from tcf_tampering import EDIT_IDS, EDITS, Tamper
 
 from heddle.network.local import LocalNetwork
 from heddle.network.tcf_services import (
@@ -121,30 +122,7 @@ def test_only_the_workers_ledger_identity_may_complete_or_update_it(net, client,
     assert info.value.code == ErrorCode.INVALID_PARAMETER
 
 
-class Tamper:
-    """Between the client and the ledger: rewrites results (a malicious peer or gateway)."""
-
-    def __init__(self, inner, edit):
-        self.inner, self.edit = inner, edit
-
-    def call(self, method, params):
-        reply = self.inner.call(method, params)
-        return self.edit(reply) if method == "WorkOrderGetResult" else reply
-
-
-def _flip_data(result):
-    cipher = bytearray(base64.b64decode(result["outData"][0]["data"]))
-    cipher[-1] ^= 1
-    result["outData"][0]["data"] = base64.b64encode(bytes(cipher)).decode()
-    return result
-
-
-def _resign(result):
-    result["workerSignature"] = crypto.sign_hash(crypto.generate_signing_key(), crypto.response_hash(result))
-    return result
-
-
-@pytest.mark.parametrize("edit", [_flip_data, _resign], ids=["tampered-result", "bad-worker-signature"])
+@pytest.mark.parametrize("edit", EDITS, ids=EDIT_IDS)
 def test_proxy_client_rejects_tampered_results_and_bad_worker_signatures(ledger, policy, verifiers, edit):
     c = TcfClient(Tamper(ledger, edit), policy=policy, verifiers=verifiers)
     with pytest.raises(TcfError) as exc:

@@ -32,6 +32,29 @@ def allowed_measurements() -> list[bytes]:
         return [bundle.measurement("worker"), expected_measurement(kme)]
 
 
+def _client(transport: Any, platform_dir: str, measurements: list[bytes] | None):
+    """A client that trusts only heddle's worker measurements on this virtual platform."""
+    verifiers = [VirtualPlatform(platform_dir).verifier()]
+    policy = VerificationPolicy.development(measurements or allowed_measurements())
+    return TcfClient(transport, policy=policy, verifiers=verifiers), policy, verifiers
+
+
+def _hospitals(policy, verifiers) -> tuple[list[Hospital], list[bytes]]:
+    """Two hospitals holding halves of the Cleveland data, and the halves."""
+    shares = split_records(cleveland_csv(), 2)
+    names = ("hospital-a", "hospital-b")
+    return [Hospital(n, share, policy, verifiers) for n, share in zip(names, shares, strict=True)], shares
+
+
+def _say_model(summary: dict[str, Any], say: Callable[[str], None]) -> None:
+    say(
+        f"   held-out accuracy {summary['test_accuracy']:.1%} on {summary['test_rows']} patients "
+        f"(training {summary['train_accuracy']:.1%}); rows per hospital {summary['rows_per_dataset']}"
+    )
+    top = sorted(summary["coefficients"].items(), key=lambda kv: -abs(kv[1]))[:4]
+    say("   strongest coefficients: " + ", ".join(f"{k} {v:+.2f}" for k, v in top))
+
+
 def heart_disease_story(
     url: str,
     platform_dir: str,
@@ -39,10 +62,7 @@ def heart_disease_story(
     measurements: list[bytes] | None = None,
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    platform = VirtualPlatform(platform_dir)
-    verifiers = [platform.verifier()]
-    policy = VerificationPolicy.development(measurements or allowed_measurements())
-    client = TcfClient(DirectTransport(url), policy=policy, verifiers=verifiers)
+    client, policy, verifiers = _client(DirectTransport(url), platform_dir, measurements)
 
     say("1. Look up a worker and verify its attestation against our policy")
     worker, attestation = client.select_worker()
@@ -62,11 +82,7 @@ def heart_disease_story(
         "3. Two hospitals encrypt their halves of the Cleveland data; "
         "only ciphertexts and hashes are published"
     )
-    shares = split_records(cleveland_csv(), 2)
-    hospitals = [
-        Hospital(name, share, policy, verifiers)
-        for name, share in zip(("hospital-a", "hospital-b"), shares, strict=True)
-    ]
+    hospitals, _ = _hospitals(policy, verifiers)
     for h in hospitals:
         d = h.publish()
         say(f"   {h.name}: {len(h.records)} bytes of records -> ciphertext hash {d.ciphertext_hash[:16]}...")
@@ -77,12 +93,7 @@ def heart_disease_story(
     say("5. The enclave trains logistic regression over both hospitals' records; only aggregates come back")
     outcome = client.run("cross-hospital-analytics", list(items), worker=(worker, attestation), timeout=120)
     summary = json.loads(outcome.outputs[0])
-    say(
-        f"   held-out accuracy {summary['test_accuracy']:.2%} on {summary['test_rows']} patients; "
-        f"rows per hospital {summary['rows_per_dataset']}"
-    )
-    top = sorted(summary["coefficients"].items(), key=lambda kv: -abs(kv[1]))[:4]
-    say("   strongest coefficients: " + ", ".join(f"{k} {v:+.2f}" for k, v in top))
+    _say_model(summary, say)
     say(
         f"6. Receipt for {outcome.work_order_id[:16]}...: "
         f"status {outcome.receipt.get('receiptCurrentStatus')} "
@@ -106,10 +117,7 @@ def ledger_story(
     from heddle.tcf.connector import ledger_blocks, work_order_history
     from heddle.tee import AttestationError
 
-    platform = VirtualPlatform(platform_dir)
-    verifiers = [platform.verifier()]
-    policy = VerificationPolicy.development(measurements or allowed_measurements())
-    client = TcfClient(transport, policy=policy, verifiers=verifiers)
+    client, policy, verifiers = _client(transport, platform_dir, measurements)
     me = transport.contract.network.gateway.identity.mspid
 
     say("1. Find a worker on the ledger and check its attestation before trusting it")
@@ -133,11 +141,7 @@ def ledger_story(
         )
 
     say("3. Two hospitals encrypt their halves of the Cleveland data and put only ciphertext on the ledger")
-    shares = split_records(cleveland_csv(), 2)
-    hospitals = [
-        Hospital(name, share, policy, verifiers)
-        for name, share in zip(("hospital-a", "hospital-b"), shares, strict=True)
-    ]
+    hospitals, shares = _hospitals(policy, verifiers)
     for h in hospitals:
         d = h.publish()
         transport.publish_dataset(d)
@@ -159,12 +163,7 @@ def ledger_story(
     say("5. The enclave trains logistic regression over both hospitals' records; only aggregates leave it")
     outcome = client.run("cross-hospital-analytics", list(items), worker=(worker, attestation), timeout=120)
     summary = json.loads(outcome.outputs[0])
-    say(
-        f"   held-out accuracy {summary['test_accuracy']:.1%} on {summary['test_rows']} patients "
-        f"(training {summary['train_accuracy']:.1%}); rows per hospital {summary['rows_per_dataset']}"
-    )
-    top = sorted(summary["coefficients"].items(), key=lambda kv: -abs(kv[1]))[:4]
-    say("   strongest coefficients: " + ", ".join(f"{k} {v:+.2f}" for k, v in top))
+    _say_model(summary, say)
 
     say("6. Signatures and receipts")
     history = work_order_history(transport)

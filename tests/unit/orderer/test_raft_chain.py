@@ -24,11 +24,12 @@ from heddle.protocol import block_header_hash, parse_envelope
 NAMES = ["orderer.example.com", "orderer2.example.com", "orderer3.example.com", "orderer4.example.com"]
 
 
-@pytest.fixture(scope="module")
-def raft_material(tmp_path_factory):
-    root = tmp_path_factory.mktemp("raftmat")
+def make_raft_material(tmp_path_factory, name: str, generated_orderers: int = 3):
+    """Crypto for ``generated_orderers`` orderers and a genesis block whose consenters are the
+    first three (7050, 8050, 9050), with a 20 ms Raft tick and small blocks for fast tests."""
+    root = tmp_path_factory.mktemp(name)
     orgs = root / "organizations"
-    generate_default_network(orgs, orderers=3)
+    generate_default_network(orgs, orderers=generated_orderers)
     path = write_default_configtx(
         root / "configtx.yaml",
         orgs,
@@ -42,8 +43,19 @@ def raft_material(tmp_path_factory):
     for profile in doc["Profiles"].values():
         profile["Orderer"]["EtcdRaft"]["Options"] = {"TickInterval": "20ms"}
     path.write_text(yaml.safe_dump(doc))
-    genesis = genesis_block(load_configtx(path), DEFAULT_PROFILE, "mychannel", path.parent)
-    return root, genesis
+    return root, genesis_block(load_configtx(path), DEFAULT_PROFILE, "mychannel", path.parent)
+
+
+def start_nodes(root, genesis, cluster, tmp_path, count: int = 3) -> list:
+    nodes = [Node(root, genesis, i, cluster, tmp_path) for i in range(count)]
+    for n in nodes:
+        n.start()
+    return nodes
+
+
+@pytest.fixture(scope="module")
+def raft_material(tmp_path_factory):
+    return make_raft_material(tmp_path_factory, "raftmat")
 
 
 class FakeService:
@@ -181,9 +193,7 @@ def test_leader_and_followers_order_and_write_identical_blocks(raft_material, tm
 
     async def run():
         cluster = MemoryCluster()
-        nodes = [Node(root, genesis, i, cluster, tmp_path) for i in range(3)]
-        for n in nodes:
-            n.start()
+        nodes = start_nodes(root, genesis, cluster, tmp_path)
         try:
             leader = await wait_leader(nodes)
             follower = next(n for n in nodes if n is not leader)
@@ -220,9 +230,7 @@ def test_restart_recovers_from_the_wal_and_never_writes_a_block_twice(raft_mater
 
     async def run():
         cluster = MemoryCluster()
-        nodes = [Node(root, genesis, i, cluster, tmp_path) for i in range(3)]
-        for n in nodes:
-            n.start()
+        nodes = start_nodes(root, genesis, cluster, tmp_path)
         leader = await wait_leader(nodes)
         await order(leader, messages(root, 7, seed=2))
         h1 = await converge(nodes)
@@ -256,9 +264,7 @@ def test_partitioned_leader_commits_nothing_and_catches_up_after_healing(raft_ma
 
     async def run():
         cluster = MemoryCluster()
-        nodes = [Node(root, genesis, i, cluster, tmp_path) for i in range(3)]
-        for n in nodes:
-            n.start()
+        nodes = start_nodes(root, genesis, cluster, tmp_path)
         try:
             old = await wait_leader(nodes)
             await order(old, messages(root, 3, seed=4))

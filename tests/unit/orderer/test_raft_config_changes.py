@@ -7,22 +7,26 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import yaml
 from fabric_protos.common import common_pb2
 from fabric_protos.orderer import configuration_pb2
 from fabric_protos.orderer.etcdraft import configuration_pb2 as raft_values
-from test_raft_chain import MemoryCluster, Node, converge, messages, order, wait_leader
+from test_raft_chain import (
+    MemoryCluster,
+    Node,
+    converge,
+    make_raft_material,
+    messages,
+    order,
+    start_nodes,
+    wait_leader,
+)
 
 from heddle.channelconfig import (
     compute_update,
     config_update_envelope,
-    genesis_block,
-    load_configtx,
     parse_config_block,
 )
-from heddle.channelconfig.defaults import DEFAULT_PROFILE, write_default_configtx
 from heddle.msp import load_signing_identity
-from heddle.msp.cryptogen import generate_default_network
 from heddle.orderer.consensus.raft import raft_metadata
 from heddle.orderer.consensus.raft.catchup import CatchUpError
 from heddle.protocol import parse_envelope
@@ -30,23 +34,17 @@ from heddle.protocol import parse_envelope
 
 @pytest.fixture(scope="module")
 def four_material(tmp_path_factory):
-    root = tmp_path_factory.mktemp("raft4")
-    orgs = root / "organizations"
-    generate_default_network(orgs, orderers=4)  # orderer4 exists but is not a consenter yet
-    path = write_default_configtx(
-        root / "configtx.yaml",
-        orgs,
-        consensus="etcdraft",
-        orderers=3,
-        orderer_ports=[7050, 8050, 9050],
-        batch_timeout="100ms",
-        max_message_count=5,
-    )
-    doc = yaml.safe_load(path.read_text())
-    for profile in doc["Profiles"].values():
-        profile["Orderer"]["EtcdRaft"]["Options"] = {"TickInterval": "20ms"}
-    path.write_text(yaml.safe_dump(doc))
-    return root, genesis_block(load_configtx(path), DEFAULT_PROFILE, "mychannel", path.parent)
+    # orderer4 has crypto material but is not a consenter yet
+    return make_raft_material(tmp_path_factory, "raft4", generated_orderers=4)
+
+
+def signed_update(root, config, updated):
+    """A CONFIG_UPDATE from ``config`` to ``updated``, signed by the orderer org's admin."""
+    org = root / "organizations" / "ordererOrganizations" / "example.com"
+    admin_msp = org / "users" / "Admin@example.com" / "msp"
+    admin = load_signing_identity(admin_msp, "OrdererMSP")
+    env = config_update_envelope(compute_update(config.channel_id, config.config, updated), [admin], admin)
+    return parse_envelope(env.SerializeToString())
 
 
 def consenter_update(root, store, add: bytes | None = None, remove_port: int | None = None):
@@ -74,19 +72,7 @@ def consenter_update(root, store, add: bytes | None = None, remove_port: int | N
         md.consenters.extend(keep)
     ct.metadata = md.SerializeToString()
     value.value = ct.SerializeToString()
-    admin_msp = (
-        root
-        / "organizations"
-        / "ordererOrganizations"
-        / "example.com"
-        / "users"
-        / "Admin@example.com"
-        / "msp"
-    )
-    admin = load_signing_identity(admin_msp, "OrdererMSP")
-    update = compute_update(config.channel_id, config.config, updated)
-    env = config_update_envelope(update, [admin], admin)
-    return parse_envelope(env.SerializeToString())
+    return signed_update(root, config, updated)
 
 
 def test_an_orderer_is_added_then_another_removed_by_config_updates(four_material, tmp_path):
@@ -162,9 +148,7 @@ def test_removing_the_leader_hands_over_and_the_rest_continue(four_material, tmp
 
     async def run():
         cluster = MemoryCluster()
-        nodes = [Node(root, genesis, i, cluster, tmp_path) for i in range(3)]
-        for n in nodes:
-            n.start()
+        nodes = start_nodes(root, genesis, cluster, tmp_path)
         old = await wait_leader(nodes)
         await order(old, messages(root, 2, seed=20))
         port = int(old.endpoint.rsplit(":")[1])
@@ -204,18 +188,7 @@ def batch_size_update(root, store, count: int):
     bs = configuration_pb2.BatchSize.FromString(value.value)
     bs.max_message_count = count
     value.value = bs.SerializeToString()
-    admin_msp = (
-        root
-        / "organizations"
-        / "ordererOrganizations"
-        / "example.com"
-        / "users"
-        / "Admin@example.com"
-        / "msp"
-    )
-    admin = load_signing_identity(admin_msp, "OrdererMSP")
-    env = config_update_envelope(compute_update(config.channel_id, config.config, updated), [admin], admin)
-    return parse_envelope(env.SerializeToString())
+    return signed_update(root, config, updated)
 
 
 def test_config_updates_are_ordered_one_at_a_time_against_the_latest_config(four_material, tmp_path):
@@ -225,9 +198,7 @@ def test_config_updates_are_ordered_one_at_a_time_against_the_latest_config(four
 
     async def run():
         cluster = MemoryCluster()
-        nodes = [Node(root, genesis, i, cluster, tmp_path) for i in range(3)]
-        for n in nodes:
-            n.start()
+        nodes = start_nodes(root, genesis, cluster, tmp_path)
         try:
             leader = await wait_leader(nodes)
             follower = next(n for n in nodes if n is not leader)

@@ -219,6 +219,6 @@ def test_config_updates_are_ordered_one_at_a_time_against_the_latest_config(four
     results, counts = asyncio.run(run())
     won = [i for i, r in enumerate(results) if isinstance(r, int)]
     lost = [r for r in results if isinstance(r, BroadcastError)]
-    assert len(won) == 1 and results[won[0]] == 1  # one config block, block 1
+    assert len(won) == 1 and results[won[0]] == 1, (results, counts)  # one config block, block 1
     assert len(lost) == 1 and lost[0].status == 400 and "version" in lost[0].message
     assert counts == [(2, 3)[won[0]]] * 3

@@ -576,7 +576,12 @@ class RaftChain:
                 self._config_in_flight = number + 1
         if not self._unproposed and self._leader_ready() and self._held:
             held, self._held = self._held, []
-            for h in held:
+            for i, h in enumerate(held):
+                if not self._leader_ready():
+                    # a config update just cut holds the rest until its block is written:
+                    # they must be checked against the config it produces
+                    self._held = held[i:] + self._held
+                    break
                 self._cut(*h)
             self._propose_queued()
 

@@ -16,6 +16,30 @@ from heddle.protocol import ProtocolError, parse_envelope
 log = logging.getLogger(__name__)
 Status = common_pb2.Status
 MAX_BLOCK = 2**64 - 1
+# field 2 (``block``), length-delimited, of both orderer.DeliverResponse and
+# protos.DeliverResponse
+_BLOCK_FIELD_TAG = b"\x12"
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def block_response(source: DeliverSource, number: int) -> bytes:
+    """A serialized DeliverResponse carrying block ``number`` as stored: the block's bytes are
+    framed, not parsed, copied into a response and serialized again (megabytes per block)."""
+    block = source.block_bytes(number)
+    return _BLOCK_FIELD_TAG + _varint(len(block)) + block
+
+
+def serialize_response(response) -> bytes:
+    """gRPC response serializer for Deliver streams that yield messages and framed bytes."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
 
 
 class DeliverRefused(Exception):
@@ -34,6 +58,8 @@ class DeliverSource(Protocol):
     def height(self) -> int: ...
 
     def block(self, number: int) -> common_pb2.Block: ...
+
+    def block_bytes(self, number: int) -> bytes: ...
 
     def config_sequence(self) -> int: ...
 
@@ -57,11 +83,12 @@ def _position(pos: ab_pb2.SeekPosition, height: int, what: str) -> int:
 async def deliver(
     requests: AsyncIterator[bytes],
     lookup: Callable[[str], DeliverSource | None],
-    respond_block: Callable[[common_pb2.Block, DeliverSource], object],
+    respond_block: Callable[[DeliverSource, int], object],
     respond_status: Callable[[int], object],
     check_async: Callable[[DeliverSource, object], Awaitable[None]],
 ) -> AsyncIterator[object]:
-    """Serve a Deliver stream: for each signed SeekInfo envelope, blocks then a status."""
+    """Serve a Deliver stream: for each signed SeekInfo envelope, blocks then a status.
+    ``respond_block(source, number)`` makes the response for one block."""
     async for raw in requests:
         try:
             async for item in _serve_one(raw, lookup, respond_block, check_async):
@@ -108,5 +135,5 @@ async def _serve_one(raw, lookup, respond_block, check_async):
         if source.config_sequence() != checked_seq:  # access is re-checked when config changes
             await check_async(source, parsed)
             checked_seq = source.config_sequence()
-        yield respond_block(source.block(number), source)
+        yield respond_block(source, number)
         number += 1

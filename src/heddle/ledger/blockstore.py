@@ -38,7 +38,7 @@ import sqlite3
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from fabric_protos.common import common_pb2
@@ -314,7 +314,14 @@ class BlockStore:
 
     # ---- writing --------------------------------------------------------------------
 
-    def _index_block(self, block: common_pb2.Block, segment: int, offset: int, length: int) -> None:
+    def _index_block(
+        self,
+        block: common_pb2.Block,
+        segment: int,
+        offset: int,
+        length: int,
+        txids: list[tuple[str, int]] | None = None,
+    ) -> None:
         num = block.header.number
         with self._db_lock:
             self._db.execute("BEGIN")
@@ -326,13 +333,15 @@ class BlockStore:
                 # OR IGNORE keeps the first occurrence of a txid (Fabric's behaviour).
                 self._db.executemany(
                     "INSERT OR IGNORE INTO txids(txid, block_num, tx_num) VALUES (?, ?, ?)",
-                    [(txid, num, tx_num) for txid, tx_num in _txids(block)],
+                    [(txid, num, tx_num) for txid, tx_num in (_txids(block) if txids is None else txids)],
                 )
             self._db.execute("COMMIT")
 
-    def append(self, block: common_pb2.Block) -> None:
+    def append(self, block: common_pb2.Block, txids: list[tuple[str, int]] | None = None) -> None:
         """Write the next block durably (one fsync) and index it.
 
+        ``txids``: (txid, tx_num) of each data entry with a txid, if the caller parsed the
+        block already (a committing peer has); otherwise they are read from the block.
         Raises ValueError if ``block.header.number`` is not the current height.
         """
         with self._write_lock:
@@ -362,7 +371,7 @@ class BlockStore:
                 raise
             self._segment_size += len(record)
             try:
-                self._index_block(block, self._segment, offset, len(body))
+                self._index_block(block, self._segment, offset, len(body), txids)
             except Exception:
                 # The block is durable but not indexed; reopening re-indexes it.
                 self._broken = f"indexing block {expected} failed; reopen the block store"
@@ -404,12 +413,15 @@ class BlockStore:
                 self._read_fds[segment] = fd
             return fd
 
-    def _read_at(self, segment: int, offset: int, length: int) -> common_pb2.Block:
+    def _read_bytes(self, segment: int, offset: int, length: int) -> bytes:
         body = os.pread(self._read_fd(segment), length, offset + _HEADER.size)
         if len(body) != length:
             raise BlockStoreCorruption(f"short read in {_segment_name(segment)} at {offset}")
+        return body
+
+    def _read_at(self, segment: int, offset: int, length: int) -> common_pb2.Block:
         block = common_pb2.Block()
-        block.ParseFromString(body)
+        block.ParseFromString(self._read_bytes(segment, offset, length))
         return block
 
     def get_by_number(self, number: int) -> common_pb2.Block:
@@ -417,6 +429,13 @@ class BlockStore:
         if not 0 <= number < len(self._locations):
             raise BlockNotFound(f"no block {number} (height {len(self._locations)})")
         return self._read_at(*self._locations[number])
+
+    def get_bytes(self, number: int) -> bytes:
+        """Block ``number`` exactly as stored (a serialized common.Block), without parsing it."""
+        self._check_open()
+        if not 0 <= number < len(self._locations):
+            raise BlockNotFound(f"no block {number} (height {len(self._locations)})")
+        return self._read_bytes(*self._locations[number])
 
     def _query(self, sql: str, args: tuple) -> tuple | None:
         with self._db_lock:
@@ -440,6 +459,25 @@ class BlockStore:
 
     def contains_txid(self, txid: str) -> bool:
         return self.tx_location(txid) is not None
+
+    def committed_txids(self, txids: Iterable[str]) -> set[str]:
+        """Those of ``txids`` already in a stored block: one query per 500, not one per txid
+        (a block's duplicate check)."""
+        if not self._index_txids:
+            raise BlockStoreError("this block store was opened with index_txids=False")
+        wanted = list(dict.fromkeys(txids))
+        found: set[str] = set()
+        height = len(self._locations)
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            with self._db_lock:
+                self._check_open()
+                rows = self._db.execute(
+                    f"SELECT txid, block_num FROM txids WHERE txid IN ({marks})", chunk
+                ).fetchall()
+            found.update(txid for txid, block_num in rows if block_num < height)
+        return found
 
     def get_by_txid(self, txid: str) -> common_pb2.Block:
         """The block holding the first transaction with this txid."""

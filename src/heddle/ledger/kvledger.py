@@ -82,9 +82,16 @@ class KvLedger:
     def height(self) -> int:
         return self.blocks.height
 
-    def commit(self, block: common_pb2.Block, batch: UpdateBatch, history: list[HistoryEntry]) -> None:
-        """Append the block (with its TRANSACTIONS_FILTER set), then commit its state batch."""
-        self.blocks.append(block)
+    def commit(
+        self,
+        block: common_pb2.Block,
+        batch: UpdateBatch,
+        history: list[HistoryEntry],
+        txids: list[tuple[str, int]] | None = None,
+    ) -> None:
+        """Append the block (with its TRANSACTIONS_FILTER set), then commit its state batch.
+        ``txids`` as for ``BlockStore.append``."""
+        self.blocks.append(block, txids)
         self.state.apply_batch(batch, Height(block.header.number, len(block.data.data)), history)
 
     def close(self) -> None:

@@ -45,6 +45,9 @@ class OrdererChannel:
     def block(self, number: int) -> common_pb2.Block:
         return self.support.store.get_by_number(number)
 
+    def block_bytes(self, number: int) -> bytes:
+        return self.support.store.get_bytes(number)
+
     def config_sequence(self) -> int:
         return self.support.config.sequence
 

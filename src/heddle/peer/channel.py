@@ -96,6 +96,9 @@ class PeerChannel:
     def block(self, number: int) -> common_pb2.Block:
         return self.ledger.blocks.get_by_number(number)
 
+    def block_bytes(self, number: int) -> bytes:
+        return self.ledger.blocks.get_bytes(number)
+
     def config_sequence(self) -> int:
         return self.config.sequence
 
@@ -123,7 +126,8 @@ class PeerChannel:
             verify_block(block, self._prev_hash, self.config)
             state = self.ledger.state
             policies = EndorsementPolicies(state, self.config, self.definitions, self.lifecycle_policy)
-            results = self.validator.validate(block, self.config, self.ledger.blocks.contains_txid, policies)
+            committed = self.ledger.blocks.committed_txids
+            results = self.validator.validate(block, self.config, committed, policies)
             new_config = None
             if len(results) == 1 and results[0].code == Code.VALID and results[0].config_envelope:
                 try:
@@ -149,7 +153,8 @@ class PeerChannel:
             while len(block.metadata.metadata) <= TRANSACTIONS_FILTER_INDEX:
                 block.metadata.metadata.append(b"")
             block.metadata.metadata[TRANSACTIONS_FILTER_INDEX] = codes
-            self.ledger.commit(block, outcome.batch, outcome.history)
+            txids = [(r.tx_id, i) for i, r in enumerate(results) if r.tx_id]
+            self.ledger.commit(block, outcome.batch, outcome.history, txids)
             self._prev_hash = block_header_hash(block.header)
             if new_config is not None:
                 self.config = new_config

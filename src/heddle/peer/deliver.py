@@ -8,7 +8,7 @@ import grpc
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import events_pb2, transaction_pb2
 
-from heddle.common.deliver import DeliverRefused, deliver
+from heddle.common.deliver import DeliverRefused, block_response, deliver, serialize_response
 from heddle.protocol import ProtocolError, parse_endorser_transaction, parse_envelope, transactions_filter
 
 
@@ -55,14 +55,15 @@ class PeerDeliver:
         async for item in deliver(
             requests,
             self.channels.get,
-            lambda b, _s: events_pb2.DeliverResponse(block=b),
+            block_response,
             self._status,
             self._check,
         ):
             yield item
 
     async def deliver_filtered(self, requests, context):
-        def respond(block, source):
+        def respond(source, number):
+            block = source.block(number)
             return events_pb2.DeliverResponse(filtered_block=filtered_block(source.channel_id, block))
 
         async for item in deliver(requests, self.channels.get, respond, self._status, self._check):
@@ -78,7 +79,7 @@ class PeerDeliver:
         return grpc.method_handlers_generic_handler(
             "protos.Deliver",
             {
-                "Deliver": grpc.stream_stream_rpc_method_handler(self.deliver, None, ser),
+                "Deliver": grpc.stream_stream_rpc_method_handler(self.deliver, None, serialize_response),
                 "DeliverFiltered": grpc.stream_stream_rpc_method_handler(self.deliver_filtered, None, ser),
                 "DeliverWithPrivateData": grpc.stream_stream_rpc_method_handler(
                     self.deliver_with_private_data, None, ser

@@ -353,11 +353,12 @@ class BlockValidator:
         self,
         block: common_pb2.Block,
         config,
-        txid_committed: Callable[[str], bool],
+        committed_txids: Callable[[list[str]], set[str]],
         policies: EndorsementPolicies | None = None,
     ) -> list[TxResult]:
-        """Parallel checks, then duplicate txids in order. Without ``policies`` endorsement
-        signatures are verified but no endorsement policy is evaluated."""
+        """Parallel checks, then duplicate txids in order. ``committed_txids(txids)`` says which
+        txids earlier blocks hold (one lookup for the whole block). Without ``policies``
+        endorsement signatures are verified but no endorsement policy is evaluated."""
         data = list(block.data.data)
         if self.pool is not None and len(data) > 1:
             # a few chunks per worker, not a task per transaction: each task is a queue put,
@@ -372,12 +373,13 @@ class BlockValidator:
             results = [r for part in self.pool.map(check, chunks) for r in part]
         else:
             results = [_check_tx(raw, self.channel_id, config, policies) for raw in data]
+        committed = committed_txids([r.tx_id for r in results if r.code == Code.VALID and r.tx_id])
         seen: set[str] = set()
         for i, r in enumerate(results):
             if r.code == Code.VALID and r.config_envelope is not None and len(data) != 1:
                 reason = "a config transaction must be alone in its block"
                 _invalid(r, Code.INVALID_CONFIG_TRANSACTION, reason)
-            if r.code == Code.VALID and r.tx_id and (r.tx_id in seen or txid_committed(r.tx_id)):
+            if r.code == Code.VALID and r.tx_id and (r.tx_id in seen or r.tx_id in committed):
                 _invalid(r, Code.DUPLICATE_TXID, f"txid {r.tx_id} was already used on this channel")
             if r.tx_id:
                 seen.add(r.tx_id)

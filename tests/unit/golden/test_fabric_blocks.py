@@ -107,7 +107,7 @@ def test_validator_marks_every_transaction_valid(blocks, config):
     total = 0
     for n in NUMBERS[1:]:
         verify_block(blocks[n], prev if n <= 8 else None, config)
-        results = validator.validate(blocks[n], config, lambda txid: False)
+        results = validator.validate(blocks[n], config, lambda txids: set())
         assert [transaction_pb2.TxValidationCode.Name(r.code) for r in results] == ["VALID"] * len(results)
         assert bytes(r.code for r in results) == blocks[n].metadata.metadata[2]  # Fabric's own filter
         total += len(results)

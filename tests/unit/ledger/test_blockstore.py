@@ -66,6 +66,29 @@ def test_missing_lookups(tmp_path):
         assert not store.contains_txid("nope")
 
 
+def test_committed_txids_answers_for_a_whole_block_at_once(tmp_path):
+    with BlockStore(tmp_path) as store:
+        fill(store, 3)
+        stored = [txid_for(n, i) for n in range(3) for i in range(2)]
+        asked = [*stored, "nope", txid_for(7, 0), stored[0]]  # unknown ones and a repeat
+        assert store.committed_txids(asked) == set(stored)
+        assert store.committed_txids([]) == set()
+        many = [f"x{i}" for i in range(1200)] + [txid_for(2, 1)]  # more than one query's worth
+        assert store.committed_txids(many) == {txid_for(2, 1)}
+
+
+def test_append_with_txids_from_the_caller_indexes_those(tmp_path):
+    with BlockStore(tmp_path) as store:
+        block = make_block(0)
+        given = [(txid_for(0, i), i) for i in range(len(block.data.data))]
+        store.append(block, given)
+        assert all(store.tx_location(txid) == (0, i) for txid, i in given)
+        # and the index rebuilt from the block file on reopen says the same
+    (tmp_path / INDEX_FILE).unlink()
+    with BlockStore(tmp_path) as store:
+        assert all(store.tx_location(txid) == (0, i) for txid, i in given)
+
+
 def test_append_out_of_order_names_expected_and_got(tmp_path):
     with BlockStore(tmp_path) as store:
         fill(store, 2)

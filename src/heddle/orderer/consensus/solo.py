@@ -82,7 +82,10 @@ class SoloChain:
         while True:
             timeout = None if deadline is None else max(0.0, deadline - loop.time())
             try:
-                msg = await asyncio.wait_for(self._queue.get(), timeout)
+                if not self._queue.empty() and timeout != 0.0:
+                    msg = self._queue.get_nowait()  # under load: no timer and task per message
+                else:
+                    msg = await asyncio.wait_for(self._queue.get(), timeout)
             except TimeoutError:
                 msg = None
                 batch = cutter.cut()

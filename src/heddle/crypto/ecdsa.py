@@ -27,6 +27,8 @@ _CURVE_ORDERS = {
 }
 
 _HASH_FOR_CURVE = {"secp256r1": hashes.SHA256, "secp384r1": hashes.SHA384, "secp256k1": hashes.SHA256}
+# The signature algorithm objects are immutable: made once, not per signature
+_ECDSA_FOR_CURVE = {name: ec.ECDSA(h()) for name, h in _HASH_FOR_CURVE.items()}
 
 
 class SignatureError(ValueError):
@@ -68,14 +70,14 @@ class EcdsaSigner:
     def __init__(self, private_key: ec.EllipticCurvePrivateKey):
         self._key = private_key
         self._order = _order(private_key)
-        self._hash = _HASH_FOR_CURVE[private_key.curve.name]
+        self._algorithm = _ECDSA_FOR_CURVE[private_key.curve.name]
 
     @property
     def public_key(self) -> ec.EllipticCurvePublicKey:
         return self._key.public_key()
 
     def sign(self, message: bytes) -> bytes:
-        sig = self._key.sign(message, ec.ECDSA(self._hash()))
+        sig = self._key.sign(message, self._algorithm)
         return to_low_s(sig, self._order)
 
     def __repr__(self) -> str:  # never show key material
@@ -84,7 +86,10 @@ class EcdsaSigner:
 
 def verify(public_key: ec.EllipticCurvePublicKey, signature: bytes, message: bytes) -> None:
     """Verify a DER ECDSA signature; raise SignatureError if it is malformed, high-S or wrong."""
-    order = _order(public_key)
+    curve = public_key.curve.name
+    order = _CURVE_ORDERS.get(curve)
+    if order is None:
+        raise SignatureError(f"unsupported curve {curve}")
     try:
         r, s = decode_dss_signature(signature)
     except ValueError as exc:
@@ -94,7 +99,7 @@ def verify(public_key: ec.EllipticCurvePublicKey, signature: bytes, message: byt
     if s > order // 2:
         raise SignatureError("signature is not in low-S form")
     try:
-        public_key.verify(signature, message, ec.ECDSA(_HASH_FOR_CURVE[public_key.curve.name]()))
+        public_key.verify(signature, message, _ECDSA_FOR_CURVE[curve])
     except InvalidSignature as exc:
         raise SignatureError("signature does not verify") from exc
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
@@ -75,6 +76,7 @@ class Identity:
         "_public_key",
         "certificate",
         "certifiers_id",
+        "fingerprint",
         "mspid",
         "organizational_units",
         "roles",
@@ -101,6 +103,8 @@ class Identity:
         # an ORGANIZATION_UNIT principal's certifiers_identifier names.
         self.certifiers_id = certifiers_id
         self._public_key = public_key_from_cert(certificate)
+        # SHA-256 of the certificate's DER: who signed, however the certificate was encoded
+        self.fingerprint: bytes = certificate.fingerprint(hashes.SHA256())
 
     @property
     def public_key(self) -> ec.EllipticCurvePublicKey:

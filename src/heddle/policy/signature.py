@@ -63,6 +63,9 @@ class IdentityDeserializer(Protocol):
 def _identity_key(identity: Any) -> tuple[str, bytes]:
     # Fabric keys identities by MSP id and a hash of the certificate, so two encodings
     # of one certificate count as one signer.
+    fingerprint = getattr(identity, "fingerprint", None)  # heddle.msp.Identity computes it once
+    if fingerprint is not None:
+        return identity.mspid, fingerprint
     cert = getattr(identity, "certificate", None)
     if cert is not None:
         return identity.mspid, cert.fingerprint(hashes.SHA256())

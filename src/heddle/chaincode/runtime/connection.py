@@ -59,6 +59,11 @@ MAX_IDLE_STREAMS = 1024
 STREAM_REST_SECONDS = 0.5
 
 
+def _expire(future: asyncio.Future, name: str, timeout: float) -> None:
+    if not future.done():
+        future.set_exception(ChaincodeError(f"chaincode {name}: timed out after {timeout:g}s"))
+
+
 def channel_credentials(target: ChaincodeTarget) -> grpc.ChannelCredentials | None:
     if not target.tls_required:
         return None
@@ -134,14 +139,16 @@ class ChaincodeStream:
         except HandlerError as exc:
             raise ChaincodeError(f"chaincode {self.name}: {exc}") from None
         key = (channel_id, txid)
-        future: asyncio.Future[ChaincodeResult] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ChaincodeResult] = loop.create_future()
         self._pending[key] = future
+        # one timer per transaction (wait_for and shield cost a task's worth of futures each)
+        timer = loop.call_later(timeout if budget is None else budget, _expire, future, self.name, timeout)
         try:
             await self._send(msg)
-            return await asyncio.wait_for(asyncio.shield(future), timeout if budget is None else budget)
-        except TimeoutError:
-            raise ChaincodeError(f"chaincode {self.name}: timed out after {timeout:g}s") from None
+            return await future
         finally:
+            timer.cancel()
             self._pending.pop(key, None)
             self.handler.finish_transaction(channel_id, txid)
 

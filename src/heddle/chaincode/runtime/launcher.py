@@ -29,7 +29,9 @@ _LOG_TAIL_BYTES = 2000
 # Runs the entry script after setting the shim's log level from CORE_CHAINCODE_LOGGING_SHIM
 # (Fabric's core.yaml chaincode.logging.shim, default warning). fabric-chaincode-python
 # configures DEBUG logging on import and logs every message at INFO, plus a WARNING per
-# message ("-->> Look out!"): under load that logging was most of a chaincode's CPU. It also
+# message ("-->> Look out!"): under load that logging was most of a chaincode's CPU. The
+# per-message WARNING and the eager text rendering of each proposal for an INFO line are cut
+# off before they cost anything (see the comments in the script). It also
 # raises the cyclic collector's thresholds, as the peer does (heddle.common.process.tune_gc).
 # Written for any interpreter (no heddle import in the chaincode process).
 _BOOTSTRAP = """
@@ -41,12 +43,26 @@ try:
     import fabric_chaincode_python.fabric_shim.logging  # noqa: F401  (sets DEBUG on import)
 except ImportError:
     pass
-class _PerMessageNoise(logging.Filter):
-    def filter(self, record):
-        return record.msg != "-->> Look out!"
 for name in ("", "asyncio"):
     logging.getLogger(name).setLevel(level)
-    logging.getLogger(name).addFilter(_PerMessageNoise())
+try:
+    from fabric_chaincode_python.fabric_shim import handler as _shim_handler
+    class _ShimLog(logging.LoggerAdapter):
+        # the shim warns "-->> Look out!" on every message; building that record cost more
+        # than a filter dropping it saves, so it is dropped before a record exists
+        def warning(self, msg, *args, **kwargs):
+            if msg != "-->> Look out!":
+                self.logger.warning(msg, *args, **kwargs)
+    _shim_handler.LOGGER = _ShimLog(_shim_handler.LOGGER, {})
+    if logging.getLogger("asyncio").getEffectiveLevel() > logging.INFO:
+        # and it renders every incoming SignedProposal as text for an INFO line, whether INFO
+        # is on or not (an f-string): above INFO, that rendering is skipped
+        from fabric_protos.peer import proposal_pb2
+        proposal_pb2.SignedProposal.__format__ = (
+            lambda self, spec: object.__format__(self, spec) if spec else "<SignedProposal>"
+        )
+except ImportError:
+    pass
 script = sys.argv[1]
 sys.argv = sys.argv[1:]
 sys.path.insert(0, os.path.dirname(os.path.abspath(script)))

@@ -264,6 +264,7 @@ class Gateway:
         self._plans: dict[tuple[str, str, int], list[Layout]] = {}
         self._broadcast_streams: dict[tuple[str, tuple[bytes, ...]], _BroadcastStream] = {}
         self._endorsers: dict[str, tuple[object, dict[str, list[EndorserTarget]]]] = {}
+        self._orderers: dict[str, tuple[object, tuple[tuple[str, ...], tuple[bytes, ...]]]] = {}
         self._filters: dict[tuple[str, int], bytes] = {}  # TRANSACTIONS_FILTER of recent blocks
 
     # ----- lifecycle -----
@@ -355,7 +356,18 @@ class Gateway:
 
     def orderer_endpoints(self, channel) -> list[str]:
         """The ordering service endpoints of the channel's config."""
-        return list(channel.config.orderer.addresses)
+        return list(self._ordering(channel)[0])
+
+    def _ordering(self, channel) -> tuple[tuple[str, ...], tuple[bytes, ...]]:
+        """(endpoints, TLS roots) of the channel's ordering service, worked out once per
+        channel config rather than per Submit (the roots mean parsing every orderer org's MSP)."""
+        config = channel.config
+        cached = self._orderers.get(channel.channel_id)
+        if cached is not None and cached[0] is config:
+            return cached[1]
+        found = (tuple(config.orderer.addresses), tuple(orderer_tls_roots(channel)))
+        self._orderers[channel.channel_id] = (config, found)
+        return found
 
     def _parse_proposal(
         self, signed: proposal_pb2.SignedProposal, has: bool, channel_id: str
@@ -648,12 +660,12 @@ class Gateway:
             )
         channel = self._channel(parsed.channel_id)
         endpoints = self.orderer_endpoints(channel)
+        roots = self._ordering(channel)[1]
         if not endpoints:
             raise GatewayError(
                 Code.UNAVAILABLE, f"no orderer endpoints in the config of channel {channel.channel_id}"
             )
         random.shuffle(endpoints)
-        roots = tuple(orderer_tls_roots(channel))
         timeout = self._timeout(context, self.broadcast_timeout)
         failures = []
         for endpoint in endpoints:

@@ -4,27 +4,34 @@ Asynchronous (``grpc.aio``) so one process keeps a thousand transactions in flig
 signature is made on a thread pool (``cryptography`` releases the GIL). A transaction is
 Endorse, Submit and CommitStatus, as fabric-gateway clients do it; it counts as committed
 when CommitStatus says VALID. Its latency runs from the start of the transaction (the
-proposal) to the commit status.
+proposal) to the commit status. (The ``tcf`` workload's operation is a whole work order:
+see ``heddle.bench.workloads.TcfWorkOrders``.) ``GatewayClient.blocks`` follows the
+committed blocks (protos.Deliver) for workloads that wait for what others commit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
+from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2
-from fabric_protos.peer import proposal_pb2, transaction_pb2
+from fabric_protos.orderer import ab_pb2
+from fabric_protos.peer import events_pb2, proposal_pb2, transaction_pb2
 
-from heddle.bench.workloads import Workload
 from heddle.client.errors import error_details
 from heddle.client.gateway import gateway_stubs
 from heddle.client.identity import Identity, Signer, sha256
-from heddle.protocol import create_proposal
+from heddle.protocol import compute_txid, create_proposal, make_channel_header, make_signature_header
+
+if TYPE_CHECKING:
+    from heddle.bench.workloads import Workload  # workloads import TxError from here
 
 _GRPC_OPTIONS = [
     ("grpc.max_send_message_length", 100 * 1024 * 1024),
@@ -95,6 +102,11 @@ class GatewayClient:
         self.pool = pool
         self.creator = target.identity.serialized()
         self._evaluate, self._endorse, self._submit, self._commit_status = gateway_stubs(channel)
+        self._deliver = channel.stream_stream(
+            "/protos.Deliver/Deliver",
+            common_pb2.Envelope.SerializeToString,
+            events_pb2.DeliverResponse.FromString,
+        )
 
     def _sign_now(self, data: bytes) -> bytes:
         return self.target.signer(sha256(data))
@@ -163,6 +175,44 @@ class GatewayClient:
             name = transaction_pb2.TxValidationCode.Name(status.result)
             raise TxError(f"commit: {name} in block {status.block_number}")
         return txid, status.block_number
+
+    async def blocks(self, start: int | None = None) -> AsyncIterator[common_pb2.Block]:
+        """Committed blocks of the channel from the gateway peer (protos.Deliver), from block
+        ``start`` (default: the newest block, then each one committed after it), until the
+        caller stops iterating (the stream is cancelled) or the stream fails (TxError)."""
+        position = (
+            ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=start))
+            if start is not None
+            else ab_pb2.SeekPosition(newest=ab_pb2.SeekNewest())
+        )
+        seek = ab_pb2.SeekInfo(
+            start=position,
+            stop=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=2**64 - 1)),
+            behavior=ab_pb2.SeekInfo.BLOCK_UNTIL_READY,
+        )
+        shdr = make_signature_header(self.creator)
+        chdr = make_channel_header(
+            common_pb2.DELIVER_SEEK_INFO, self.target.channel, compute_txid(shdr.nonce, self.creator)
+        )
+        payload = common_pb2.Payload(
+            header=common_pb2.Header(
+                channel_header=chdr.SerializeToString(), signature_header=shdr.SerializeToString()
+            ),
+            data=seek.SerializeToString(),
+        ).SerializeToString()
+        envelope = common_pb2.Envelope(payload=payload, signature=await self.sign(payload))
+        call = self._deliver(iter([envelope]))
+        try:
+            async for response in call:
+                kind = response.WhichOneof("Type")
+                if kind == "block":
+                    yield response.block
+                elif kind == "status":
+                    raise TxError(f"deliver: ended with {common_pb2.Status.Name(response.status)}")
+        except grpc.aio.AioRpcError as exc:
+            raise _rpc_error("deliver", exc) from None
+        finally:
+            call.cancel()
 
 
 Progress = Callable[[float, "LoadGenerator"], None]

@@ -90,16 +90,27 @@ def _num(value, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+NOT_APPLICABLE = "n/a"
+
+
+def _units(workload: str) -> tuple[str, str, str]:
+    """(what finished in the window, throughput unit, what CPU is charged per)."""
+    if workload == "tcf":
+        return "work orders verified in window", "work orders/s", "work order"
+    if workload == "read":
+        return "evaluated in window", "tps", "evaluated tx"
+    return "committed in window", "tps", "committed tx"
+
+
 def table(report: dict) -> str:
-    """The run as a few aligned lines a person reads."""
+    """The run as a few aligned lines a person reads. The crypto limit and the ratio read
+    "n/a" when they are not defined for the workload (None: the tcf workload)."""
     lat = report["latency_ms"]
+    done, unit, per = _units(report["workload"])
     rows = [
         ("workload", f"{report['workload']} ({report['mode']})"),
-        (
-            "evaluated in window" if report["workload"] == "read" else "committed in window",
-            f"{report['committed']:,} in {_num(report['window_s'])} s",
-        ),
-        ("throughput", f"{_num(report['tps'])} tps"),
+        (done, f"{report['committed']:,} in {_num(report['window_s'])} s"),
+        ("throughput", f"{_num(report['tps'])} {unit}"),
         (
             "latency p50 / p95 / p99",
             f"{_num(lat['p50'] / 1000, 2)} / {_num(lat['p95'] / 1000, 2)} / {_num(lat['p99'] / 1000, 2)} s",
@@ -108,7 +119,7 @@ def table(report: dict) -> str:
     ]
     for kind, n in sorted(report.get("errors", {}).items(), key=lambda kv: -kv[1])[:5]:
         rows.append(("  " + kind, str(n)))
-    rows.append(("CPU ms per committed tx", ""))
+    rows.append((f"CPU ms per {per}", ""))
     for name, v in report["cpu_ms_per_tx"].items():
         if name in ("nodes_total", "client"):
             continue
@@ -116,11 +127,17 @@ def table(report: dict) -> str:
     rows.append(("  nodes total", _num(report["cpu_ms_per_tx"]["nodes_total"], 2)))
     if "client" in report["cpu_ms_per_tx"]:
         rows.append(("  load client (not in total)", _num(report["cpu_ms_per_tx"]["client"], 2)))
-    e = report.get("ecdsa", {})
+    e = report.get("ecdsa") or {}
+    limit = report.get("crypto_limit_tps")
     rows += [
         ("ECDSA P-256 sign / verify", f"{_num(e.get('sign_us'))} / {_num(e.get('verify_us'))} us (1 core)"),
-        ("crypto limit", f"{_num(report['crypto_limit_tps'], 0)} tps on {report['cores']} cores"),
-        ("ratio tps / crypto limit", _num(report["ratio"], 3)),
+        (
+            "crypto limit",
+            f"{_num(limit, 0)} tps on {report['cores']} cores"
+            if limit is not None
+            else f"{NOT_APPLICABLE} (defined for the asset workloads)",
+        ),
+        ("ratio tps / crypto limit", _num(report["ratio"], 3) if limit is not None else NOT_APPLICABLE),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
@@ -146,12 +163,19 @@ def plot(report: dict, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    _, unit, per = _units(report["workload"])
+    tcf = report["workload"] == "tcf"
     points = report.get("timeline", [])
     t = [p["t"] for p in points]
     fig, (ax1, ax2) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
-    ax1.plot(t, [p["tps"] for p in points], color="tab:blue", label="committed tps")
+    ax1.plot(
+        t,
+        [p["tps"] for p in points],
+        color="tab:blue",
+        label="verified work orders/s" if tcf else "committed tps",
+    )
     ax1.axhline(report["tps"], color="tab:blue", linestyle="--", linewidth=0.8, label="window mean")
-    ax1.set_ylabel("transactions / s")
+    ax1.set_ylabel("work orders / s" if tcf else "transactions / s")
     ax1.legend(loc="upper left")
     ws, we = report.get("window_offsets_s", (None, None))
     for ax in (ax1, ax2):
@@ -163,8 +187,8 @@ def plot(report: dict, path: str | Path) -> None:
     ax2.set_xlabel("seconds since start (shaded: measurement window)")
     ax2.legend(loc="upper left")
     fig.suptitle(
-        f"heddle bench: {report['workload']}, {report['mode']}: {report['tps']:.0f} tps, "
-        f"{report['cpu_ms_per_tx']['nodes_total']:.1f} ms CPU/tx"
+        f"heddle bench: {report['workload']}, {report['mode']}: {report['tps']:.1f} {unit}, "
+        f"{report['cpu_ms_per_tx']['nodes_total']:.1f} ms CPU per {per}"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -9,6 +9,7 @@ from pathlib import Path
 from heddle.cli import CliError
 
 FULL_RUN = "heddle bench --duration 60 --concurrency 1000 --output bench.json --plot bench.png"
+TCF_RUN = "heddle bench --workload tcf -k 8 --duration 15 --warmup 3"
 
 
 def register(sub) -> None:
@@ -18,18 +19,31 @@ def register(sub) -> None:
         description="Drive a workload through a peer's Gateway (Endorse, Submit, CommitStatus) with K "
         "transactions in flight or at a target rate, and report committed tps, latency, failures, "
         "CPU milliseconds per committed transaction of every node process, and the ratio to the "
-        f"machine's ECDSA limit. The documented full run: {FULL_RUN}",
+        f"machine's ECDSA limit. The documented full run: {FULL_RUN}. "
+        "With --workload tcf an operation is one trusted-compute work order in proxy mode, from "
+        "WorkOrderSubmit to its verified, decrypted result; the started network then also runs "
+        "the trusted-compute services (chaincode tcf, listener, a singleton worker, the connector), "
+        "which are charged CPU like the nodes (tcf-listener, tcf-worker, tcf-connector, "
+        "enclave@tcf-worker, all in nodes_total) and stopped with it. Try: " + TCF_RUN,
     )
     w = p.add_argument_group("load")
     w.add_argument(
         "--workload",
-        choices=["create", "transfer", "read"],
+        choices=["create", "transfer", "read", "tcf"],
         default="create",
         help="create: blind writes (CreateAsset); transfer: read-modify-write (TransferAsset of "
-        "preloaded assets); read: queries (ReadAsset through Evaluate). Default create",
+        "preloaded assets); read: queries (ReadAsset through Evaluate); tcf: trusted-compute work "
+        "orders in proxy mode (the worker's echo workload, 64 bytes, encrypted; done when the result "
+        "is on the ledger, its worker signature and hashes verified and it is decrypted; no "
+        "receipts). tcf has no crypto limit (n/a in the table, null in the JSON). Default create",
     )
     w.add_argument(
-        "-k", "--concurrency", type=int, default=1000, help="transactions in flight (default 1000)"
+        "-k",
+        "--concurrency",
+        type=int,
+        default=1000,
+        help="transactions (tcf: work orders) in flight (default 1000; for tcf use a few, e.g. -k 8: "
+        "one singleton worker runs them one at a time)",
     )
     w.add_argument(
         "--rate", type=float, help="target transactions per second (open loop, at most K in flight)"
@@ -47,7 +61,8 @@ def register(sub) -> None:
     n.add_argument(
         "--network",
         type=Path,
-        help="a running `heddle up` network: its data folder (network.json, pids.json)",
+        help="a running `heddle up` network: its data folder (network.json, pids.json; for "
+        "--workload tcf also its trusted-compute services, tcf/platform, and the tcf-* pids)",
     )
     n.add_argument("--gateway", help="a running network's gateway peer HOST:PORT (Fabric or heddle)")
     n.add_argument("--tls-ca", type=Path, help="TLS root certificate of the gateway peer")
@@ -55,14 +70,14 @@ def register(sub) -> None:
     n.add_argument("--msp-dir", type=Path, help="client MSP folder (signcerts, keystore)")
     n.add_argument("--mspid", default="Org1MSP")
     n.add_argument("--channel", default="mychannel")
-    n.add_argument("--chaincode", default="basic")
+    n.add_argument("--chaincode", help="default basic (tcf for --workload tcf)")
     n.add_argument(
         "--pid",
         action="append",
         default=[],
         metavar="NAME=PID",
         help="a node process on this machine to charge CPU to (repeat); children of names "
-        "starting with 'peer' count as their chaincode",
+        "starting with 'peer' count as their chaincode, children of 'tcf-worker' as its enclaves",
     )
     c = p.add_argument_group("crypto limit")
     c.add_argument("--endorsers", type=int, default=2, help="endorsements per transaction (default 2)")
@@ -126,12 +141,18 @@ def _bench(args) -> int:
 
 
 def _from_heddle_network(config, data: Path) -> None:
-    """Fill the target from a `heddle up` data folder: Org1's peer, User1, the node pids."""
+    """Fill the target from a `heddle up` data folder: Org1's peer, User1, the node pids (and
+    the tcf-* services'). For --workload tcf: Org2's peer and User1 when there is an Org2 (a
+    requester other than the connector's Org1 identity), and the folder for the worker's
+    platform."""
     doc_path = data / "network.json"
     if not doc_path.exists():
         raise CliError(f"{doc_path} not found: is {data} a `heddle up` data folder?")
     doc = json.loads(doc_path.read_text())
-    peer = doc["peers"][0]
+    tcf = config.workload == "tcf"
+    if tcf:
+        config.tcf_data = data
+    peer = doc["peers"][1 if tcf and len(doc["peers"]) > 1 else 0]
     config.gateway = config.gateway or peer["address"]
     config.tls_ca = config.tls_ca or Path(peer["tlsCA"])
     config.server_name = config.server_name or peer["name"]

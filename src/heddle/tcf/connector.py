@@ -36,6 +36,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ from heddle.tcf.registry import WORK_ORDER, WORKER, TcfRegistry
 from heddle.tcf.store import SqliteStore
 
 log = logging.getLogger("heddle.tcf.connector")
+# completions sent at once (each a transaction that waits for its commit)
+COMPLETIONS_IN_FLIGHT = 16
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS connector_checkpoint (
@@ -294,39 +297,57 @@ class Connector:
         return outcome, doc.get("pendingReceiptUpdate")
 
     def forward_ready(self) -> int:
-        """Write every finished, not yet forwarded work order back to the ledger."""
-        sent = 0
+        """Write every finished, not yet forwarded work order back to the ledger. Up to
+        ``COMPLETIONS_IN_FLIGHT`` completions go at once, each its own transaction (they
+        write different keys), so a block carries many rather than one per block interval.
+        Returns how many this call completed."""
+        ready: list[tuple[str, Any]] = []
         for wo_id in self.checkpoint.queued():
-            if self.stop.is_set():
-                break
             if self._retry_at.get(wo_id, 0.0) > time.monotonic():
                 continue
-            ready = self._outcome(wo_id)
-            if ready is None:
-                continue
-            try:
-                self.ledger.complete(wo_id, *ready)
-                state = "forwarded"
-                sent += 1
-                log.info("work order %s completed on the ledger", wo_id[:16])
-            except RpcError as exc:
-                if exc.code == ErrorCode.INVALID_PARAMETER and "already finished" in exc.message:
-                    state = "forwarded"  # completed before a restart: done, exactly once
-                    log.info("work order %s was already completed on the ledger", wo_id[:16])
-                elif exc.code in (ErrorCode.ACCESS_DENIED, ErrorCode.INVALID_SIGNATURE):
-                    state = "rejected"  # retrying cannot help
-                    log.error("the ledger refused the completion of %s: %s", wo_id[:16], exc)
-                else:
-                    log.warning("completion of %s refused (%s); will retry", wo_id[:16], exc)
-                    self._retry_at[wo_id] = time.monotonic() + 2.0
+            outcome = self._outcome(wo_id)
+            if outcome is not None:
+                ready.append((wo_id, outcome))
+        sent = 0
+        for start in range(0, len(ready), COMPLETIONS_IN_FLIGHT):
+            if self.stop.is_set():
+                break
+            part = ready[start : start + COMPLETIONS_IN_FLIGHT]
+            if len(part) == 1:
+                results = [self._send(*part[0])]
+            else:
+                with ThreadPoolExecutor(len(part), thread_name_prefix="tcf-complete") as pool:
+                    results = list(pool.map(lambda item: self._send(*item), part))
+            # the checkpoint is written here, on the connector's own thread
+            for (wo_id, _), (state, fresh) in zip(part, results, strict=True):
+                if state is None:
                     continue
-            except (GatewayError, CommitError) as exc:
-                log.warning("completion of %s not committed (%s); will retry", wo_id[:16], exc)
-                self._retry_at[wo_id] = time.monotonic() + 1.0
-                continue
-            with self.store.transaction():
-                self.checkpoint.mark(wo_id, state)
+                with self.store.transaction():
+                    self.checkpoint.mark(wo_id, state)
+                sent += fresh
         return sent
+
+    def _send(self, wo_id: str, ready: Any) -> tuple[str | None, int]:
+        """Send one completion: (new inbox state, 1 if this call completed it), or (None, 0)
+        to retry later."""
+        try:
+            self.ledger.complete(wo_id, *ready)
+        except RpcError as exc:
+            if exc.code == ErrorCode.INVALID_PARAMETER and "already finished" in exc.message:
+                log.info("work order %s was already completed on the ledger", wo_id[:16])
+                return "forwarded", 0  # completed before a restart: done, exactly once
+            if exc.code in (ErrorCode.ACCESS_DENIED, ErrorCode.INVALID_SIGNATURE):
+                log.error("the ledger refused the completion of %s: %s", wo_id[:16], exc)
+                return "rejected", 0  # retrying cannot help
+            log.warning("completion of %s refused (%s); will retry", wo_id[:16], exc)
+            self._retry_at[wo_id] = time.monotonic() + 2.0
+            return None, 0
+        except (GatewayError, CommitError) as exc:
+            log.warning("completion of %s not committed (%s); will retry", wo_id[:16], exc)
+            self._retry_at[wo_id] = time.monotonic() + 1.0
+            return None, 0
+        log.info("work order %s completed on the ledger", wo_id[:16])
+        return "forwarded", 1
 
     def run(self, *, poll: float = 0.1) -> None:
         follower = threading.Thread(target=self.follow, name="tcf-connector-blocks", daemon=True)

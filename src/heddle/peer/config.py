@@ -26,6 +26,8 @@ class PeerNodeConfig:
     state_backend: str | None
     max_proposal_args_bytes: int = 4 * 1024 * 1024
     chaincode_execute_timeout: float = 30.0
+    # Fabric's peer.validatorPoolSize: threads checking a block's transactions; 0 = one per CPU
+    validator_pool_size: int = 0
 
 
 def load_peer_config(path: str | Path) -> PeerNodeConfig:
@@ -53,6 +55,11 @@ def load_peer_config(path: str | Path) -> PeerNodeConfig:
     if fs is None:
         raise ConfigFileError(f"{path}: peer.fileSystemPath is required")
     address = str(cfg.get("peer.address", "127.0.0.1:7051"))
+    pool_size = cfg.get_int("peer.validatorPoolSize", 0)
+    if pool_size < 0:
+        raise ConfigFileError(
+            f"{path}: peer.validatorPoolSize must be 0 (one per CPU) or more, got {pool_size}"
+        )
     return PeerNodeConfig(
         peer_id=str(cfg.get("peer.id", "peer0")),
         address=address,
@@ -66,4 +73,5 @@ def load_peer_config(path: str | Path) -> PeerNodeConfig:
         state_backend=STATE_BACKENDS[backend_name],
         max_proposal_args_bytes=cfg.get_int("peer.limits.maxProposalArgsBytes", 4 * 1024 * 1024),
         chaincode_execute_timeout=parse_duration(cfg.get("chaincode.executetimeout", "30s")),
+        validator_pool_size=pool_size,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -32,7 +33,9 @@ class PeerNode:
         self.config = config
         self.identity = load_signing_identity(config.msp_dir, config.mspid)
         self.local_msp = Msp.from_dir(config.msp_dir, config.mspid)
-        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="peer-crypto")
+        # Fabric's default: one validation thread per CPU (more only add GIL hand-offs)
+        workers = config.validator_pool_size if config.validator_pool_size > 0 else (os.cpu_count() or 2)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="peer-crypto")
         self.ledgers_dir = config.file_system_path / "ledgers"
         self.channels: dict[str, PeerChannel] = {}
         self.pullers: dict[str, BlockPuller] = {}

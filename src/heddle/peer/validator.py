@@ -207,6 +207,7 @@ class EndorsementPolicies:
         self._lifecycle_policy = lifecycle_policy or _default_lifecycle_policy
         self._cc_policies: dict[str, tuple[str, Any] | None] = {}
         self._compiled: dict[bytes, SignaturePolicy] = {}
+        self._has_metadata: dict[str, bool] = {}  # per namespace, for this block
 
     # ----- policies -----
     def _signature_policy(self, raw: bytes, name: str) -> SignaturePolicy:
@@ -292,6 +293,16 @@ class EndorsementPolicies:
                 return Code.ENDORSEMENT_POLICY_FAILURE, str(exc)
         return None
 
+    def _any_metadata(self, ns: str) -> bool:
+        """Whether any committed key of ``ns`` carries metadata (so may carry a key-level
+        endorsement policy). Asked once per namespace and block instead of reading every
+        written key's metadata; True when the state database cannot say."""
+        known = self._has_metadata.get(ns)
+        if known is None:
+            ask = getattr(self.state, "has_metadata", None)
+            known = self._has_metadata[ns] = True if ask is None else bool(ask(ns))
+        return known
+
     def _check_lifecycle(self, keys: list[str], signers: SignerSet) -> None:
         checked: set = set()
         for key in dict.fromkeys(keys) or [""]:
@@ -306,7 +317,9 @@ class EndorsementPolicies:
 
     def _check_namespace(self, ns: str, keys: list[str], signers: SignerSet, relied_on: set[str]) -> None:
         needs_chaincode_policy = not keys
-        if keys:
+        if keys and not self._any_metadata(ns):
+            needs_chaincode_policy = True  # no key of ns has a key-level policy: nothing to read
+        elif keys:
             committed = self.state.get_many(ns, dict.fromkeys(keys))
             for key, vv in committed.items():
                 vp = None if vv is None else validation_parameter(vv.metadata)

@@ -254,3 +254,18 @@ def test_range_matches_a_sorted_model(tmp_path_factory, backend_name, keys, star
         assert [k for k, _ in db.range("cc", start, end)] == model
     finally:
         db.close()
+
+
+def test_has_metadata_says_whether_any_key_of_a_namespace_carries_metadata(tmp_path):
+    db = open_db("sqlite", tmp_path)
+    try:
+        commit(db, 1, [("cc", "a", b"A"), ("cc", "b", b"B")])
+        assert not db.has_metadata("cc") and not db.has_metadata("other")
+        batch = UpdateBatch()
+        batch.put_metadata("cc", "b", b"meta-b", Height(2, 0))
+        db.apply_batch(batch, Height(2, 0))
+        assert db.has_metadata("cc") and not db.has_metadata("other")
+        commit(db, 3, [("cc", "b", None)])  # the key with metadata is deleted
+        assert not db.has_metadata("cc")
+    finally:
+        db.close()

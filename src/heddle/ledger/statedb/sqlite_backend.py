@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS state (
     ns TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL,
     block_num INTEGER NOT NULL, tx_num INTEGER NOT NULL, metadata BLOB NOT NULL,
     PRIMARY KEY (ns, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS state_with_metadata ON state(ns) WHERE length(metadata) > 0;
 CREATE TABLE IF NOT EXISTS history (
     ns TEXT NOT NULL, key BLOB NOT NULL, block_num INTEGER NOT NULL, tx_num INTEGER NOT NULL,
     PRIMARY KEY (ns, key, block_num, tx_num)) WITHOUT ROWID;
@@ -92,6 +93,19 @@ class SqliteStateDB:
         if row is None:
             return None
         return VersionedValue(row[0], Height(row[1], row[2]), row[3])
+
+    def has_metadata(self, ns: str) -> bool:
+        """Whether any key of ``ns`` has non-empty metadata (a partial index answers it)."""
+        row = (
+            self._reader()
+            .execute(
+                "SELECT 1 FROM state INDEXED BY state_with_metadata "
+                "WHERE ns=? AND length(metadata) > 0 LIMIT 1",
+                (ns,),
+            )
+            .fetchone()
+        )
+        return row is not None
 
     def get_many(self, ns: str, keys: Iterable[str]) -> dict[str, VersionedValue | None]:
         """Values of many keys in one namespace; absent keys map to None."""

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import grpc
 from fabric_protos.common import common_pb2
@@ -723,19 +724,17 @@ class Gateway:
             raise GatewayError(Code.PERMISSION_DENIED, f"request signature is invalid: {exc}") from exc
         raise GatewayError(Code.PERMISSION_DENIED, refusal)
 
-    def _check_and_lookup(
-        self, channel, request: gateway_pb2.CommitStatusRequest, raw: bytes, signature: bytes
-    ) -> tuple[int, int] | None:
-        self._check_signed(channel, request.identity, raw, signature)
-        return self._lookup_tx(channel, request.transaction_id)
-
-    def _lookup_tx(self, channel, txid: str) -> tuple[int, int] | None:
+    def _lookup_tx(self, channel, txid: str, read_block: bool = True) -> tuple[int, int] | None | bool:
+        """(validation code, block number) of a committed transaction, None if it is not
+        committed; False if that needs a block read and ``read_block`` is False."""
         loc = channel.ledger.blocks.tx_location(txid)
         if loc is None:
             return None
         block_num, tx_num = loc
         key = (channel.channel_id, block_num)
         codes = self._filters.get(key)
+        if codes is None and not read_block:
+            return False
         if codes is None:
             # one block read per block, not per transaction asked about: a 500-transaction
             # block is megabytes to read and parse for one byte of its TRANSACTIONS_FILTER
@@ -746,11 +745,17 @@ class Gateway:
         code = codes[tx_num] if tx_num < len(codes) else transaction_pb2.NOT_VALIDATED
         return code, block_num
 
+    def _remember_filter(self, channel_id: str, block: common_pb2.Block, results) -> None:
+        if len(self._filters) >= 64:
+            self._filters.clear()
+        self._filters[(channel_id, block.header.number)] = bytes(r.code for r in results)
+
     def _waiters_for(self, channel) -> _CommitWaiters:
         waiters = self._waiters.get(channel.channel_id)
         if waiters is None:
             waiters = self._waiters[channel.channel_id] = _CommitWaiters()
             channel.commit_listeners.append(waiters.on_commit)
+            channel.commit_listeners.append(partial(self._remember_filter, channel.channel_id))
         return waiters
 
     async def commit_status(
@@ -766,10 +771,12 @@ class Gateway:
         waiters = self._waiters_for(channel)
         fut = waiters.add(request.transaction_id)  # before the lookup, so no commit slips between
         try:
-            # the signature check and the ledger lookup in one trip to the pool
-            found = await self._blocking(
-                self._check_and_lookup, channel, request, signed.request, signed.signature
-            )
+            # the signature check and the index lookup here, on the event loop: cheaper than a
+            # trip to the thread pool and back; only reading an old block goes to the pool
+            self._check_signed(channel, request.identity, signed.request, signed.signature)
+            found = self._lookup_tx(channel, request.transaction_id, read_block=False)
+            if found is False:
+                found = await self._blocking(self._lookup_tx, channel, request.transaction_id)
             if found is not None and not fut.done():
                 fut.set_result(found)
             code, block_number = await fut

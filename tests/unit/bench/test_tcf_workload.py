@@ -14,11 +14,8 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from fabric_protos.common import common_pb2
-from fabric_protos.ledger.rwset import rwset_pb2
-from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
-from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import transaction_pb2
+from tcf_blocks import creator, tcf_block, tcf_tx
 
 from heddle.bench.loadgen import LoadGenerator, TxError
 from heddle.bench.workloads import (
@@ -28,15 +25,6 @@ from heddle.bench.workloads import (
     tcf_payload,
     tcf_refusal,
 )
-from heddle.protocol import (
-    build_response,
-    create_proposal,
-    create_signed_transaction,
-    new_block,
-    parse_signed_proposal,
-    sign_proposal,
-)
-from heddle.protocol.blocks import TRANSACTIONS_FILTER
 from heddle.tcf import crypto, processor, requester, signup
 from heddle.tcf.client import TcfClient
 from heddle.tcf.codes import ErrorCode, ReceiptStatus, TcfError
@@ -45,7 +33,7 @@ from heddle.tcf.registry import WORK_ORDER, TcfRegistry
 from heddle.tcf.store import SqliteStore
 from heddle.tee import VirtualPlatform
 
-CREATOR = identities_pb2.SerializedIdentity(mspid="Org1MSP", id_bytes=b"cert").SerializeToString()
+CREATOR = creator("Org1MSP")
 
 
 @pytest.fixture(scope="module")
@@ -68,30 +56,11 @@ def registry(store, worker_keys):
     return reg
 
 
-def _sign(_data: bytes) -> bytes:
-    return b"signature"
-
-
 def _tx(namespace: str, writes: dict[str, dict]) -> bytes:
-    kv = kv_rwset_pb2.KVRWSet(
-        writes=[kv_rwset_pb2.KVWrite(key=k, value=json.dumps(v).encode()) for k, v in writes.items()]
-    )
-    results = rwset_pb2.TxReadWriteSet(
-        data_model=rwset_pb2.TxReadWriteSet.KV,
-        ns_rwset=[rwset_pb2.NsReadWriteSet(namespace=namespace, rwset=kv.SerializeToString())],
-    ).SerializeToString()
-    proposal, _ = create_proposal(CREATOR, "mychannel", namespace, [b"WorkOrderComplete"])
-    parsed = parse_signed_proposal(sign_proposal(proposal, _sign))
-    response = build_response(parsed, 200, results=results, endorser=CREATOR, sign=_sign)
-    return create_signed_transaction(parsed, [response], _sign).SerializeToString()
+    return tcf_tx(namespace, writes, b'WorkOrderComplete', CREATOR)
 
 
-def _block(number: int, txs: list[tuple[bytes, int]]) -> common_pb2.Block:
-    block = new_block(number, b"\0" * 32, [raw for raw, _ in txs])
-    while len(block.metadata.metadata) <= TRANSACTIONS_FILTER:
-        block.metadata.metadata.append(b"")
-    block.metadata.metadata[TRANSACTIONS_FILTER] = bytes(code for _, code in txs)
-    return block
+_block = tcf_block
 
 
 class FakeTcfLedger:
@@ -181,9 +150,13 @@ def _workload(platform, poll):
     return TcfWorkOrders(platform, measurements=[b"\0" * 32], poll=poll)
 
 
-def _run(workload, ledger, *, count, concurrency=3, timeout=10.0):
+def _run(workload, ledger, *, count, concurrency=3, timeout=10.0, warm_timeout=None, then=None):
+    """Warm the workload up, call ``then()`` (to break something), run ``count`` operations."""
+
     async def go():
-        await workload.warm_up(ledger, timeout)
+        await workload.warm_up(ledger, timeout if warm_timeout is None else warm_timeout)
+        if then is not None:
+            then()
         gen = LoadGenerator(
             ledger, workload, concurrency=concurrency, duration=None, count=count, timeout=timeout
         )
@@ -272,17 +245,10 @@ def test_a_result_with_a_bad_worker_signature_is_a_failure_with_its_reason(
     ledger = FakeTcfLedger(registry, store, worker_keys)
     workload = _workload(platform, 30.0)
 
-    async def go():
-        await workload.warm_up(ledger, 10.0)
-        ledger.tamper = True
-        gen = LoadGenerator(ledger, workload, concurrency=2, duration=None, count=3, timeout=10.0)
-        try:
-            await gen.run()
-        finally:
-            await workload.close()
-        return gen
-
-    gen = asyncio.run(go())
+    gen = _run(
+        workload, ledger, count=3, concurrency=2,
+        then=lambda: setattr(ledger, "tamper", True),
+    )
     assert (gen.committed, gen.failed) == (0, 3)
     [(reason, n)] = gen.errors.items()
     assert n == 3 and reason.startswith(f"verify: TCF error {int(ErrorCode.INVALID_SIGNATURE)}:")
@@ -307,17 +273,10 @@ def test_a_work_order_the_worker_fails_is_a_failure_with_the_workers_error(
         for queue in self.subscribers:
             queue.put_nowait(block)
 
-    async def go():
-        await workload.warm_up(ledger, 10.0)
-        monkeypatch.setattr(FakeTcfLedger, "_complete", refuse)
-        gen = LoadGenerator(ledger, workload, concurrency=1, duration=None, count=2, timeout=10.0)
-        try:
-            await gen.run()
-        finally:
-            await workload.close()
-        return gen
-
-    gen = asyncio.run(go())
+    gen = _run(
+        workload, ledger, count=2, concurrency=1,
+        then=lambda: monkeypatch.setattr(FakeTcfLedger, "_complete", refuse),
+    )
     assert gen.failed == 2 and gen.errors == {"result: TCF error 9: no such workload": 2}
 
 
@@ -325,17 +284,10 @@ def test_no_result_within_the_timeout_is_a_failure(registry, store, worker_keys,
     ledger = FakeTcfLedger(registry, store, worker_keys)
     workload = _workload(platform, 0.05)
 
-    async def go():
-        await workload.warm_up(ledger, 10.0)
-        ledger.delay = 60.0  # the worker never gets to it within the run
-        gen = LoadGenerator(ledger, workload, concurrency=1, duration=None, count=1, timeout=0.3)
-        try:
-            await gen.run()
-        finally:
-            await workload.close()
-        return gen
-
-    gen = asyncio.run(go())
+    gen = _run(
+        workload, ledger, count=1, concurrency=1, timeout=0.3, warm_timeout=10.0,
+        then=lambda: setattr(ledger, "delay", 60.0),  # the worker never gets to it within the run
+    )
     assert gen.errors == {"result: no result within 0.3 s": 1}
 
 

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import grpc
 import pytest
-from fabric_protos.common import common_pb2
-from fabric_protos.ledger.rwset import rwset_pb2
-from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
-from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import transaction_pb2
+from tcf_blocks import creator, tcf_block, tcf_tx
 
 from heddle.client import CommitError, ErrorDetail, GatewayError
-from heddle.protocol import (
-    build_response,
-    create_proposal,
-    create_signed_transaction,
-    new_block,
-    parse_signed_proposal,
-    sign_proposal,
-)
-from heddle.protocol.blocks import TRANSACTIONS_FILTER
 from heddle.tcf import requester
 from heddle.tcf.client import RpcError
 from heddle.tcf.codes import ErrorCode
@@ -29,33 +15,14 @@ from heddle.tcf.connector import Checkpoint, Connector, work_orders_in_block
 from heddle.tcf.proxy import tcf_error
 from heddle.tcf.registry import WORK_ORDER
 
-CREATOR = identities_pb2.SerializedIdentity(mspid="Org2MSP", id_bytes=b"cert").SerializeToString()
-
-
-def _sign(_data: bytes) -> bytes:
-    return b"signature"
+CREATOR = creator("Org2MSP")
 
 
 def _tx(namespace: str, writes: dict[str, dict]) -> bytes:
-    kv = kv_rwset_pb2.KVRWSet(
-        writes=[kv_rwset_pb2.KVWrite(key=k, value=json.dumps(v).encode()) for k, v in writes.items()]
-    )
-    results = rwset_pb2.TxReadWriteSet(
-        data_model=rwset_pb2.TxReadWriteSet.KV,
-        ns_rwset=[rwset_pb2.NsReadWriteSet(namespace=namespace, rwset=kv.SerializeToString())],
-    ).SerializeToString()
-    proposal, _ = create_proposal(CREATOR, "mychannel", namespace, [b"WorkOrderSubmit"])
-    parsed = parse_signed_proposal(sign_proposal(proposal, _sign))
-    response = build_response(parsed, 200, results=results, endorser=CREATOR, sign=_sign)
-    return create_signed_transaction(parsed, [response], _sign).SerializeToString()
+    return tcf_tx(namespace, writes, b'WorkOrderSubmit', CREATOR)
 
 
-def _block(number: int, txs: list[tuple[bytes, int]]) -> common_pb2.Block:
-    block = new_block(number, b"\0" * 32, [raw for raw, _ in txs])
-    while len(block.metadata.metadata) <= TRANSACTIONS_FILTER:
-        block.metadata.metadata.append(b"")
-    block.metadata.metadata[TRANSACTIONS_FILTER] = bytes(code for _, code in txs)
-    return block
+_block = tcf_block
 
 
 def _pending(params: dict) -> dict:

@@ -28,7 +28,8 @@ from fabric_protos.peer import events_pb2, proposal_pb2, transaction_pb2
 from heddle.client.errors import error_details
 from heddle.client.gateway import gateway_stubs
 from heddle.client.identity import Identity, Signer, sha256
-from heddle.protocol import compute_txid, create_proposal, make_channel_header, make_signature_header
+from heddle.common.deliver import seek_info, seek_payload
+from heddle.protocol import create_proposal
 
 if TYPE_CHECKING:
     from heddle.bench.workloads import Workload  # workloads import TxError from here
@@ -185,21 +186,7 @@ class GatewayClient:
             if start is not None
             else ab_pb2.SeekPosition(newest=ab_pb2.SeekNewest())
         )
-        seek = ab_pb2.SeekInfo(
-            start=position,
-            stop=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=2**64 - 1)),
-            behavior=ab_pb2.SeekInfo.BLOCK_UNTIL_READY,
-        )
-        shdr = make_signature_header(self.creator)
-        chdr = make_channel_header(
-            common_pb2.DELIVER_SEEK_INFO, self.target.channel, compute_txid(shdr.nonce, self.creator)
-        )
-        payload = common_pb2.Payload(
-            header=common_pb2.Header(
-                channel_header=chdr.SerializeToString(), signature_header=shdr.SerializeToString()
-            ),
-            data=seek.SerializeToString(),
-        ).SerializeToString()
+        payload = seek_payload(self.target.channel, self.creator, seek_info(position))
         envelope = common_pb2.Envelope(payload=payload, signature=await self.sign(payload))
         call = self._deliver(iter([envelope]))
         try:

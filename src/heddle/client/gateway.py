@@ -31,11 +31,9 @@ from heddle.client.errors import (
     SubmitError,
 )
 from heddle.client.identity import Hash, Identity, Signer, sha256
+from heddle.common.deliver import seek_info, seek_payload
 from heddle.protocol import (
-    compute_txid,
     create_proposal,
-    make_channel_header,
-    make_signature_header,
     parse_endorser_transaction,
     parse_envelope,
 )
@@ -222,20 +220,7 @@ class Network:
             if start_block is not None
             else ab_pb2.SeekPosition(next_commit=ab_pb2.SeekNextCommit())
         )
-        seek = ab_pb2.SeekInfo(
-            start=start,
-            stop=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=2**64 - 1)),
-            behavior=ab_pb2.SeekInfo.BLOCK_UNTIL_READY,
-        )
-        creator = gw.identity.serialized()
-        shdr = make_signature_header(creator)
-        chdr = make_channel_header(common_pb2.DELIVER_SEEK_INFO, self.name, compute_txid(shdr.nonce, creator))
-        payload = common_pb2.Payload(
-            header=common_pb2.Header(
-                channel_header=chdr.SerializeToString(), signature_header=shdr.SerializeToString()
-            ),
-            data=seek.SerializeToString(),
-        ).SerializeToString()
+        payload = seek_payload(self.name, gw.identity.serialized(), seek_info(start))
         envelope = common_pb2.Envelope(payload=payload, signature=gw.sign(payload))
         method = "/protos.Deliver/DeliverFiltered" if filtered else "/protos.Deliver/Deliver"
         stub = gw.grpc_channel.stream_stream(

@@ -11,7 +11,14 @@ from fabric_protos.common import common_pb2
 from fabric_protos.orderer import ab_pb2
 from google.protobuf.message import DecodeError
 
-from heddle.protocol import ProtocolError, parse_envelope
+from heddle.protocol import (
+    ProtocolError,
+    compute_txid,
+    make_channel_header,
+    make_signature_header,
+    parse_envelope,
+    payload_bytes,
+)
 
 log = logging.getLogger(__name__)
 Status = common_pb2.Status
@@ -28,6 +35,27 @@ def _varint(n: int) -> bytes:
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+def seek_info(
+    start: ab_pb2.SeekPosition | int,
+    stop: int = MAX_BLOCK,
+    behavior: int = ab_pb2.SeekInfo.BLOCK_UNTIL_READY,
+) -> ab_pb2.SeekInfo:
+    """What a Deliver client asks for: blocks from ``start`` (a block number or a position such
+    as newest) to ``stop``, waiting for each by default."""
+    if isinstance(start, int):
+        start = ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=start))
+    return ab_pb2.SeekInfo(
+        start=start, stop=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=stop)), behavior=behavior
+    )
+
+
+def seek_payload(channel_id: str, creator: bytes, seek: ab_pb2.SeekInfo) -> bytes:
+    """The payload of a DELIVER_SEEK_INFO envelope by ``creator`` (a fresh nonce), to sign."""
+    shdr = make_signature_header(creator)
+    chdr = make_channel_header(common_pb2.DELIVER_SEEK_INFO, channel_id, compute_txid(shdr.nonce, creator))
+    return payload_bytes(chdr, shdr, seek.SerializeToString())
 
 
 def block_response(source: DeliverSource, number: int) -> bytes:

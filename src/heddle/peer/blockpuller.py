@@ -11,11 +11,10 @@ from fabric_protos.common import common_pb2
 from fabric_protos.msp import msp_config_pb2
 from fabric_protos.orderer import ab_pb2
 
-from heddle.common.deliver import MAX_BLOCK
+from heddle.common.deliver import MAX_BLOCK, seek_info, seek_payload
 from heddle.common.tls import GRPC_OPTIONS, client_credentials
 from heddle.peer.channel import PeerChannel
 from heddle.peer.validator import BlockVerificationError
-from heddle.protocol import compute_txid, make_channel_header, make_signature_header, sign_envelope
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +27,8 @@ def seek_envelope(
     behavior: int = ab_pb2.SeekInfo.BLOCK_UNTIL_READY,
 ) -> common_pb2.Envelope:
     """A signed DELIVER_SEEK_INFO envelope for blocks start..stop."""
-    seek = ab_pb2.SeekInfo(
-        start=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=start)),
-        stop=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=stop)),
-        behavior=behavior,
-    )
-    shdr = make_signature_header(identity.serialized)
-    chdr = make_channel_header(
-        common_pb2.DELIVER_SEEK_INFO, channel_id, compute_txid(shdr.nonce, shdr.creator)
-    )
-    return sign_envelope(identity, chdr, shdr, seek.SerializeToString())
+    payload = seek_payload(channel_id, identity.serialized, seek_info(start, stop, behavior))
+    return common_pb2.Envelope(payload=payload, signature=identity.sign(payload))
 
 
 def orderer_tls_roots(channel: PeerChannel) -> list[bytes]:

@@ -296,11 +296,10 @@ class EndorsementPolicies:
     def _any_metadata(self, ns: str) -> bool:
         """Whether any committed key of ``ns`` carries metadata (so may carry a key-level
         endorsement policy). Asked once per namespace and block instead of reading every
-        written key's metadata; True when the state database cannot say."""
+        written key's metadata."""
         known = self._has_metadata.get(ns)
         if known is None:
-            ask = getattr(self.state, "has_metadata", None)
-            known = self._has_metadata[ns] = True if ask is None else bool(ask(ns))
+            known = self._has_metadata[ns] = self.state.has_metadata(ns)
         return known
 
     def _check_lifecycle(self, keys: list[str], signers: SignerSet) -> None:

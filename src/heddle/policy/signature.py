@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cryptography.hazmat.primitives import hashes
 from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
 from google.protobuf.message import DecodeError
@@ -62,14 +61,10 @@ class IdentityDeserializer(Protocol):
 
 def _identity_key(identity: Any) -> tuple[str, bytes]:
     # Fabric keys identities by MSP id and a hash of the certificate, so two encodings
-    # of one certificate count as one signer.
-    fingerprint = getattr(identity, "fingerprint", None)  # heddle.msp.Identity computes it once
-    if fingerprint is not None:
-        return identity.mspid, fingerprint
-    cert = getattr(identity, "certificate", None)
-    if cert is not None:
-        return identity.mspid, cert.fingerprint(hashes.SHA256())
-    return identity.mspid, identity.serialized
+    # of one certificate count as one signer (heddle.msp.Identity.fingerprint); an identity
+    # without a certificate is keyed by its serialized form.
+    fingerprint = getattr(identity, "fingerprint", None)
+    return identity.mspid, identity.serialized if fingerprint is None else fingerprint
 
 
 @dataclass

@@ -25,6 +25,7 @@ from heddle.protocol.envelopes import (
     make_signature_header,
     new_nonce,
     parse_envelope,
+    payload_bytes,
     sign_envelope,
 )
 from heddle.protocol.proposals import (
@@ -77,6 +78,7 @@ __all__ = [
     "new_block",
     "new_nonce",
     "parse_envelope",
+    "payload_bytes",
     "sign_block",
     "sign_envelope",
     "transactions_filter",

@@ -69,15 +69,21 @@ def sign_envelope(
     data: bytes,
 ) -> common_pb2.Envelope:
     """Build and sign an envelope; the signature covers the serialized payload."""
-    payload = common_pb2.Payload(
+    payload = payload_bytes(channel_header, signature_header, data)
+    return common_pb2.Envelope(payload=payload, signature=signer.sign(payload))
+
+
+def payload_bytes(
+    channel_header: common_pb2.ChannelHeader, signature_header: common_pb2.SignatureHeader, data: bytes
+) -> bytes:
+    """A serialized common.Payload: what an envelope's signature covers."""
+    return common_pb2.Payload(
         header=common_pb2.Header(
             channel_header=channel_header.SerializeToString(),
             signature_header=signature_header.SerializeToString(),
         ),
         data=data,
-    )
-    payload_bytes = payload.SerializeToString()
-    return common_pb2.Envelope(payload=payload_bytes, signature=signer.sign(payload_bytes))
+    ).SerializeToString()
 
 
 def decode(message, data: bytes, what: str):

@@ -1,6 +1,5 @@
-"""CommitStatus looks a committed transaction up without reading its block when the block's
-TRANSACTIONS_FILTER is known (the commit listener records it), and says when it would have
-to read the block (that read goes to the thread pool)."""
+"""CommitStatus gives a committed transaction's code from the TRANSACTIONS_FILTER the gateway
+records at commit; only for a block it did not see commit does it read the block, once."""
 
 from types import SimpleNamespace
 
@@ -26,10 +25,8 @@ class _Channel:
     channel_id = "mychannel"
 
     def __init__(self):
-        self.locations = {"a": (5, 0), "b": (5, 1), "c": (6, 0)}
         self.blocks_read: list[int] = []
         self.stored = {5: _block(5, bytes([VALID, MVCC])), 6: _block(6, bytes([VALID]))}
-        self.ledger = SimpleNamespace(blocks=SimpleNamespace(tx_location=self.locations.get))
 
     def block(self, number):
         self.blocks_read.append(number)
@@ -42,20 +39,20 @@ def _gateway() -> Gateway:
     return gw
 
 
-def test_lookup_uses_the_filter_recorded_at_commit_without_reading_the_block():
+def test_status_comes_from_the_filter_recorded_at_commit_without_reading_the_block():
     gw, channel = _gateway(), _Channel()
     results = [SimpleNamespace(code=VALID), SimpleNamespace(code=MVCC)]
     gw._remember_filter(channel.channel_id, channel.stored[5], results)
-    assert gw._lookup_tx(channel, "a", read_block=False) == (VALID, 5)
-    assert gw._lookup_tx(channel, "b", read_block=False) == (MVCC, 5)
-    assert gw._lookup_tx(channel, "nope", read_block=False) is None
+    assert (channel.channel_id, 5) in gw._filters
+    assert gw._status_at(channel, 5, 0) == (VALID, 5)
+    assert gw._status_at(channel, 5, 1) == (MVCC, 5)
     assert channel.blocks_read == []
 
 
-def test_lookup_of_an_unrecorded_block_asks_for_the_read_then_reads_it_once():
+def test_status_in_an_unrecorded_block_reads_it_once():
     gw, channel = _gateway(), _Channel()
-    assert gw._lookup_tx(channel, "c", read_block=False) is False
-    assert channel.blocks_read == []
-    assert gw._lookup_tx(channel, "c") == (VALID, 6)
-    assert gw._lookup_tx(channel, "c", read_block=False) == (VALID, 6)
+    assert (channel.channel_id, 6) not in gw._filters
+    assert gw._status_at(channel, 6, 0) == (VALID, 6)
+    assert gw._status_at(channel, 6, 0) == (VALID, 6)
     assert channel.blocks_read == [6]
+    assert gw._status_at(channel, 6, 3) == (transaction_pb2.NOT_VALIDATED, 6)  # past the filter

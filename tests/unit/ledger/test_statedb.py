@@ -269,3 +269,11 @@ def test_has_metadata_says_whether_any_key_of_a_namespace_carries_metadata(tmp_p
         assert not db.has_metadata("cc")
     finally:
         db.close()
+
+
+def test_every_backend_answers_has_metadata_safely(db):
+    """True is always allowed (read the metadata); False only when no key has any."""
+    batch = UpdateBatch()
+    batch.put("cc", "k", b"v", Height(1, 0), metadata=b"m")
+    db.apply_batch(batch, Height(1, 0))
+    assert db.has_metadata("cc") is True

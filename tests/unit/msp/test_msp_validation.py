@@ -38,6 +38,19 @@ def test_valid_client_is_accepted_with_its_role(org1: Msp, org1_ca: TestCA) -> N
     org1.validate(leaf.cert, now=NOW)
 
 
+def test_two_encodings_of_one_certificate_share_its_fingerprint(org1: Msp, org1_ca: TestCA) -> None:
+    import hashlib
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    leaf = org1_ca.issue("User2@org1.example.com", ("client",))
+    tidy = org1.deserialize_identity(serialize_identity("Org1MSP", leaf.pem), now=NOW)
+    padded = org1.deserialize_identity(serialize_identity("Org1MSP", b"\n" + leaf.pem + b"\n\n"), now=NOW)
+    assert tidy.serialized != padded.serialized
+    der_hash = hashlib.sha256(leaf.cert.public_bytes(Encoding.DER)).digest()
+    assert tidy.fingerprint == padded.fingerprint == der_hash
+
+
 @pytest.mark.parametrize("ou", ["client", "peer", "orderer", "admin"])
 def test_each_node_ou_grants_its_role(org1: Msp, org1_ca: TestCA, ou: str) -> None:
     leaf = org1_ca.issue(f"{ou}.org1.example.com", (ou,))

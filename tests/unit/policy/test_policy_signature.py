@@ -146,16 +146,13 @@ def test_malformed_envelopes_are_refused_when_compiled():
         SignaturePolicy.from_bytes(b"\xff\xff\xff")
 
 
-def test_identity_key_uses_certificate_when_present():
-    # Two encodings of one certificate are one signer (Fabric keys by cert hash).
-    class Cert:
-        def fingerprint(self, _algorithm):
-            return b"same-cert"
-
+def test_identity_key_uses_certificate_fingerprint_when_present():
+    # Two encodings of one certificate are one signer (Fabric keys by cert hash; a
+    # heddle.msp.Identity carries its certificate's SHA-256 as ``fingerprint``).
     class Deser(FakeDeserializer):
         def deserialize_identity(self, serialized):
             identity = super().deserialize_identity(serialized)
-            identity.certificate = Cert()
+            identity.fingerprint = b"same-cert"
             return identity
 
     a = signed("A", "a1")

@@ -20,7 +20,7 @@ from fabric_protos.orderer import ab_pb2
 from fabric_protos.peer import events_pb2, proposal_response_pb2, transaction_pb2
 from fabric_protos.peer.lifecycle import lifecycle_pb2 as lb
 
-from heddle.common.deliver import MAX_BLOCK
+from heddle.common.deliver import seek_info, seek_payload
 from heddle.common.tls import GRPC_OPTIONS, client_credentials
 from heddle.peer.admin import PeerCallError, process_proposal
 from heddle.protocol import (
@@ -28,10 +28,7 @@ from heddle.protocol import (
     ProtocolError,
     create_proposal,
     create_signed_transaction,
-    make_channel_header,
-    make_signature_header,
     parse_signed_proposal,
-    sign_envelope,
     sign_proposal,
 )
 
@@ -150,17 +147,9 @@ def broadcast(envelope: common_pb2.Envelope, orderer: Endpoint, timeout: float =
 
 
 def _seek_newest(identity, channel: str) -> common_pb2.Envelope:
-    seek = ab_pb2.SeekInfo(
-        start=ab_pb2.SeekPosition(newest=ab_pb2.SeekNewest()),
-        stop=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=MAX_BLOCK)),
-        behavior=ab_pb2.SeekInfo.BLOCK_UNTIL_READY,
-    )
-    return sign_envelope(
-        identity,
-        make_channel_header(common_pb2.DELIVER_SEEK_INFO, channel),
-        make_signature_header(identity.serialized),
-        seek.SerializeToString(),
-    )
+    newest = seek_info(ab_pb2.SeekPosition(newest=ab_pb2.SeekNewest()))
+    payload = seek_payload(channel, identity.serialized, newest)
+    return common_pb2.Envelope(payload=payload, signature=identity.sign(payload))
 
 
 class CommitWatcher:

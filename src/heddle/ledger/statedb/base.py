@@ -95,6 +95,11 @@ class StateDB(Protocol):
 
     def get_many(self, ns: str, keys: Iterable[str]) -> dict[str, VersionedValue | None]: ...
 
+    def has_metadata(self, ns: str) -> bool:
+        """Whether any key of ``ns`` may carry metadata; True is always a correct answer
+        (it only means "read the keys' metadata")."""
+        ...
+
     def range(
         self, ns: str, start_key: str = "", end_key: str = "", limit: int | None = None
     ) -> Iterator[tuple[str, VersionedValue]]: ...

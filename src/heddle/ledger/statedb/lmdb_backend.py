@@ -93,6 +93,10 @@ class LmdbStateDB:
             raw = txn.get(self._key(ns, key))
             return None if raw is None else _decode(raw)
 
+    def has_metadata(self, ns: str) -> bool:
+        """LMDB keeps no index of keys with metadata, so it cannot rule any out."""
+        return True
+
     def get_many(self, ns: str, keys: Iterable[str]) -> dict[str, VersionedValue | None]:
         self._check_open()
         result: dict[str, VersionedValue | None] = {}

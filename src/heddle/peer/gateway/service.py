@@ -724,20 +724,13 @@ class Gateway:
             raise GatewayError(Code.PERMISSION_DENIED, f"request signature is invalid: {exc}") from exc
         raise GatewayError(Code.PERMISSION_DENIED, refusal)
 
-    def _lookup_tx(self, channel, txid: str, read_block: bool = True) -> tuple[int, int] | None | bool:
-        """(validation code, block number) of a committed transaction, None if it is not
-        committed; False if that needs a block read and ``read_block`` is False."""
-        loc = channel.ledger.blocks.tx_location(txid)
-        if loc is None:
-            return None
-        block_num, tx_num = loc
+    def _status_at(self, channel, block_num: int, tx_num: int) -> tuple[int, int]:
+        """(validation code, block number) of transaction ``tx_num`` of block ``block_num``.
+        Reads the block only if its TRANSACTIONS_FILTER was not recorded at commit (blocking:
+        a 500-transaction block is megabytes to read and parse for one byte of its filter)."""
         key = (channel.channel_id, block_num)
         codes = self._filters.get(key)
-        if codes is None and not read_block:
-            return False
         if codes is None:
-            # one block read per block, not per transaction asked about: a 500-transaction
-            # block is megabytes to read and parse for one byte of its TRANSACTIONS_FILTER
             codes = bytes(transactions_filter(channel.block(block_num)))
             if len(self._filters) >= 64:
                 self._filters.clear()
@@ -774,11 +767,14 @@ class Gateway:
             # the signature check and the index lookup here, on the event loop: cheaper than a
             # trip to the thread pool and back; only reading an old block goes to the pool
             self._check_signed(channel, request.identity, signed.request, signed.signature)
-            found = self._lookup_tx(channel, request.transaction_id, read_block=False)
-            if found is False:
-                found = await self._blocking(self._lookup_tx, channel, request.transaction_id)
-            if found is not None and not fut.done():
-                fut.set_result(found)
+            loc = channel.ledger.blocks.tx_location(request.transaction_id)
+            if loc is not None:  # committed already
+                if (channel.channel_id, loc[0]) in self._filters:
+                    found = self._status_at(channel, *loc)
+                else:
+                    found = await self._blocking(self._status_at, channel, *loc)
+                if not fut.done():
+                    fut.set_result(found)
             code, block_number = await fut
         finally:
             waiters.remove(request.transaction_id, fut)
@@ -827,17 +823,21 @@ class Gateway:
             await channel.height_changed.wait_for(lambda: channel.height >= height)
 
     # ----- gRPC wiring -----
+    @staticmethod
+    async def _abort(context, method, exc: Exception) -> None:
+        """End the call with the GatewayError's status, or INTERNAL for anything else (logged:
+        it is a gateway bug). Called from an ``except`` block."""
+        if not isinstance(exc, GatewayError):
+            log.exception("gateway %s failed", method.__name__)
+            exc = GatewayError(Code.INTERNAL, f"gateway error: {exc}")
+        await exc.abort(context)
+
     def _unary(self, method):
         async def handle(request, context):
             try:
                 return await method(request, context)
-            except GatewayError as err:
-                await err.abort(context)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.exception("gateway %s failed", method.__name__)
-                await GatewayError(Code.INTERNAL, f"gateway error: {exc}").abort(context)
+            except Exception as exc:  # CancelledError is not an Exception: it passes through
+                await self._abort(context, method, exc)
 
         return handle
 
@@ -846,13 +846,8 @@ class Gateway:
             try:
                 async for item in method(request, context):
                     yield item
-            except GatewayError as err:
-                await err.abort(context)
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
-                log.exception("gateway %s failed", method.__name__)
-                await GatewayError(Code.INTERNAL, f"gateway error: {exc}").abort(context)
+                await self._abort(context, method, exc)
 
         return handle
 

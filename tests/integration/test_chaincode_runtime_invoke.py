@@ -19,6 +19,7 @@ from fabric_protos.peer import (
 
 from heddle.chaincode.runtime import ChaincodeSupport, ChaincodeTarget
 from heddle.common.ports import free_port
+from heddle.common.tls import GRPC_SERVER_OPTIONS
 from heddle.ledger.simulator import TxSimulator
 from heddle.ledger.statedb import Height, SqliteStateDB, UpdateBatch
 
@@ -93,7 +94,7 @@ def test_chaincode_calls_another_chaincode_in_the_same_transaction(tmp_path, sha
         return {"basic": basic}.get(name) if channel_id == "mychannel" else None
 
     async def scenario():
-        server = grpc.aio.server()
+        server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
         chaincode_shim_pb2_grpc.add_ChaincodeServicer_to_server(CallerChaincode(), server)
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()

@@ -16,6 +16,7 @@ from fabric_protos.peer import (
 
 from heddle.chaincode.runtime import ChaincodeError, ChaincodeSupport, ChaincodeTarget
 from heddle.common.ports import free_port
+from heddle.common.tls import GRPC_SERVER_OPTIONS
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +51,7 @@ class EchoChaincode(chaincode_shim_pb2_grpc.ChaincodeServicer):
 
 
 async def serve(port: int, servicer) -> grpc.aio.Server:
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
     chaincode_shim_pb2_grpc.add_ChaincodeServicer_to_server(servicer, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()

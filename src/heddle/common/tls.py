@@ -49,3 +49,8 @@ GRPC_OPTIONS = [
     # next endorser or orderer), and retry support buffers every message it sends
     ("grpc.enable_retries", 0),
 ]
+# Servers also refuse to share their port: gRPC sets SO_REUSEPORT by default, so a second
+# node started on a busy port would bind it too and the kernel would split connections
+# between the two (clients then see the other node's TLS certificate). Like Fabric's Go
+# servers, a heddle node fails with "address already in use" instead.
+GRPC_SERVER_OPTIONS = [*GRPC_OPTIONS, ("grpc.so_reuseport", 0)]

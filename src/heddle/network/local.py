@@ -67,8 +67,39 @@ class NetworkSpec:
         return list(self.cluster_ports) or [p + 4 for p in self.orderer_listen_ports()]
 
 
+def _holds_listener(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` holds the socket listening on ``port`` (None where /proc cannot
+    tell). Connecting is not proof: another process may be the one listening there."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rpartition(":")[2], 16) == port:
+                inodes.add(cols[9])
+    if not inodes:
+        return None
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            return True
+    return False
+
+
 def _wait_port(host: str, port: int, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
+    other = False
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log.read_text()[-2000:] if log.exists() else ""
@@ -76,8 +107,12 @@ def _wait_port(host: str, port: int, proc: subprocess.Popen, log: Path, timeout:
         with socket.socket() as s:
             s.settimeout(0.2)
             if s.connect_ex((host, port)) == 0:
-                return
+                if _holds_listener(proc.pid, port) is not False:
+                    return
+                other = True  # someone else listens there; ours should fail to bind and exit
         time.sleep(0.05)
+    if other:
+        raise RuntimeError(f"{host}:{port} is held by another process, not by pid {proc.pid} (log: {log})")
     raise RuntimeError(f"nothing listens on {host}:{port} after {timeout:.0f}s (log: {log})")
 
 

@@ -10,7 +10,7 @@ import grpc
 from aiohttp import web
 
 from heddle.common.process import serve_until_signalled
-from heddle.common.tls import GRPC_OPTIONS
+from heddle.common.tls import GRPC_SERVER_OPTIONS
 from heddle.msp import load_signing_identity
 from heddle.orderer.broadcast import AtomicBroadcast
 from heddle.orderer.config import OrdererNodeConfig
@@ -42,7 +42,7 @@ class OrdererNode:
 
     async def _start_cluster(self) -> None:
         cc = self.config.cluster
-        server = grpc.aio.server(options=GRPC_OPTIONS)
+        server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
         server.add_generic_rpc_handlers([self.cluster.service.handler()])
         roots = b"".join(p.read_bytes() for p in cc.root_cas)
         creds = grpc.ssl_server_credentials(
@@ -60,7 +60,7 @@ class OrdererNode:
         if self.cluster is not None:
             await self._start_cluster()
         await self.registrar.start()
-        server = grpc.aio.server(options=GRPC_OPTIONS)
+        server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
         server.add_generic_rpc_handlers([AtomicBroadcast(self.registrar).handler()])
         if cfg.tls.enabled:
             server.add_secure_port(cfg.address, cfg.tls.server_credentials())

@@ -16,7 +16,7 @@ from heddle.chaincode.system.cscc import Cscc
 from heddle.chaincode.system.qscc import Qscc
 from heddle.channelconfig import ConfigError
 from heddle.common.process import serve_until_signalled
-from heddle.common.tls import GRPC_OPTIONS
+from heddle.common.tls import GRPC_SERVER_OPTIONS
 from heddle.msp import Msp, load_signing_identity
 from heddle.peer.blockpuller import BlockPuller
 from heddle.peer.channel import PeerChannel
@@ -146,7 +146,7 @@ class PeerNode:
                     ledger.close()
                     continue
                 self._start_channel(PeerChannel(d.name, ledger, self.pool))
-        server = grpc.aio.server(options=GRPC_OPTIONS)
+        server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
         server.add_generic_rpc_handlers(
             [self.endorser.handler(), PeerDeliver(self.channels, self.pool).handler(), self.gateway.handler()]
         )

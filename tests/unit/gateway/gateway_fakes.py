@@ -17,6 +17,7 @@ from fabric_protos.peer import chaincode_event_pb2, proposal_response_pb2, trans
 
 from heddle.channelconfig import parse_config_block
 from heddle.common.ports import free_port
+from heddle.common.tls import GRPC_SERVER_OPTIONS
 from heddle.msp import load_signing_identity
 from heddle.peer.gateway import Gateway
 from heddle.peer.gateway.service import EndorserTarget
@@ -230,7 +231,7 @@ class FakeNetwork:
             (self.org2_port, [endorser_handler(self.org2)]),
             (self.orderer_port, [self.orderer.handler()]),
         ):
-            server = grpc.aio.server()
+            server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
             server.add_generic_rpc_handlers(handlers)
             server.add_insecure_port(f"127.0.0.1:{port}")
             await server.start()

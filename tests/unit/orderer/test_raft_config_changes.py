@@ -10,7 +10,7 @@ import pytest
 from fabric_protos.common import common_pb2
 from fabric_protos.orderer import configuration_pb2
 from fabric_protos.orderer.etcdraft import configuration_pb2 as raft_values
-from test_raft_chain import (
+from raft_harness import (
     MemoryCluster,
     Node,
     converge,
@@ -47,16 +47,18 @@ def signed_update(root, config, updated):
     return parse_envelope(env.SerializeToString())
 
 
-def consenter_update(root, store, add: bytes | None = None, remove_port: int | None = None):
-    """A CONFIG_UPDATE envelope (signed by the orderer org's admin) changing the consenters."""
-    last = store.get_by_number(store.height - 1)
-    config = None
+def latest_config(store):
+    """The channel config of the store's newest config block."""
     for n in range(store.height - 1, -1, -1):
         b = store.get_by_number(n)
         if parse_envelope(b.data.data[0]).header_type == common_pb2.CONFIG:
-            config = parse_config_block(b)
-            break
-    assert last is not None and config is not None
+            return parse_config_block(b)
+    raise AssertionError("no config block in the store")
+
+
+def consenter_update(root, store, add: bytes | None = None, remove_port: int | None = None):
+    """A CONFIG_UPDATE envelope (signed by the orderer org's admin) changing the consenters."""
+    config = latest_config(store)
     updated = type(config.config)()
     updated.CopyFrom(config.config)
     value = updated.channel_group.groups["Orderer"].values["ConsensusType"]
@@ -176,12 +178,7 @@ def test_removing_the_leader_hands_over_and_the_rest_continue(four_material, tmp
 
 def batch_size_update(root, store, count: int):
     """A CONFIG_UPDATE changing BatchSize.MaxMessageCount, signed by the orderer org's admin."""
-    config = None
-    for n in range(store.height - 1, -1, -1):
-        b = store.get_by_number(n)
-        if parse_envelope(b.data.data[0]).header_type == common_pb2.CONFIG:
-            config = parse_config_block(b)
-            break
+    config = latest_config(store)
     updated = type(config.config)()
     updated.CopyFrom(config.config)
     value = updated.channel_group.groups["Orderer"].values["BatchSize"]

@@ -3,7 +3,11 @@ keep serving, and nothing that was acknowledged is lost."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
+import yaml
 from fabric_client import (
     Identity,
     broadcast_stub,
@@ -17,6 +21,8 @@ from fabric_client import (
 )
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import transaction_pb2
+
+from heddle.common.ports import free_port
 
 pytestmark = pytest.mark.integration
 S = common_pb2.Status
@@ -168,3 +174,42 @@ def test_peer_rejects_bad_proposals_and_keeps_serving(network, user):
         assert ok.response.status == 200
         assert common_pb2.Block.FromString(ok.response.payload).header.number == 0
         assert ok.endorsement.signature  # query responses are signed by the peer
+
+
+def test_a_second_node_on_a_busy_port_fails_clearly_and_the_first_keeps_serving(
+    network, user, endorser, tmp_path
+):
+    """gRPC servers share a port by default (SO_REUSEPORT): a second node started on a busy
+    port would bind it too, and the kernel would split connections between the two."""
+    net = network
+    peer_doc = yaml.safe_load((net.data / "peers" / net.peer_name(0) / "core.yaml").read_text())
+    peer_doc["peer"]["fileSystemPath"] = str(tmp_path / "peer-copy")
+    orderer_doc = yaml.safe_load(net.orderer_yaml(0).read_text())
+    orderer_doc["FileLedger"]["Location"] = str(tmp_path / "orderer-copy")
+    orderer_doc["Admin"]["ListenAddress"] = f"127.0.0.1:{free_port()}"
+    admin_doc = yaml.safe_load(net.orderer_yaml(0).read_text())
+    admin_doc["FileLedger"]["Location"] = str(tmp_path / "orderer-copy-2")
+    admin_doc["General"]["ListenPort"] = free_port()
+    for n, (kind, doc, address) in enumerate(
+        (
+            ("peer", peer_doc, net.peer_address(0)),
+            ("orderer", orderer_doc, net.orderer_address),
+            ("orderer", admin_doc, f"{net.orderer_admin_address_of(0)} (Admin)"),
+        )
+    ):
+        config = tmp_path / f"{kind}-{n}.yaml"
+        config.write_text(yaml.safe_dump(doc))
+        proc = subprocess.run(
+            [sys.executable, "-m", "heddle.cli.main", kind, "start", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 1, proc.stderr
+        assert f"Error: listen tcp {address}: " in proc.stderr
+        assert "already in use" in proc.stderr.lower()
+        assert "Traceback" not in proc.stderr
+    env, txid = write_transaction(user, net.spec.channel, {"after-busy-port": b"kept"}, endorsers=(endorser,))
+    assert broadcast_one(net, env).status == S.SUCCESS
+    assert committed_codes(net, user, {txid})[txid] == transaction_pb2.VALID

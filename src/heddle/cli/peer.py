@@ -77,7 +77,12 @@ def _start(args) -> int:
         config = load_peer_config(args.config)
     except ConfigFileError as exc:
         raise CliError(str(exc)) from exc
-    asyncio.run(run(config))
+    from heddle.common.tls import ListenError
+
+    try:
+        asyncio.run(run(config))
+    except ListenError as exc:
+        raise CliError(str(exc)) from exc
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import signal
 
@@ -19,7 +20,12 @@ def tune_gc() -> None:
 
 async def serve_until_signalled(node) -> None:
     """``await node.start()``, serve until SIGINT or SIGTERM, then ``await node.stop()``."""
-    await node.start()
+    try:
+        await node.start()
+    except BaseException:
+        with contextlib.suppress(Exception):  # release what did start (ledgers, pools, ports)
+            await node.stop()
+        raise
     tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -54,3 +54,21 @@ GRPC_OPTIONS = [
 # between the two (clients then see the other node's TLS certificate). Like Fabric's Go
 # servers, a heddle node fails with "address already in use" instead.
 GRPC_SERVER_OPTIONS = [*GRPC_OPTIONS, ("grpc.so_reuseport", 0)]
+
+
+class ListenError(RuntimeError):
+    """A node cannot listen on its configured address."""
+
+
+def listen(server, address: str, credentials: grpc.ServerCredentials | None) -> None:
+    """Add ``address`` to a gRPC server (TLS when ``credentials`` is given), or raise
+    ListenError saying which address could not be bound."""
+    try:
+        if credentials is None:
+            server.add_insecure_port(address)
+        else:
+            server.add_secure_port(address, credentials)
+    except RuntimeError as exc:
+        raise ListenError(
+            f"listen tcp {address}: bind failed (address already in use, or not an address of this machine)"
+        ) from exc

@@ -10,7 +10,7 @@ import grpc
 from aiohttp import web
 
 from heddle.common.process import serve_until_signalled
-from heddle.common.tls import GRPC_SERVER_OPTIONS
+from heddle.common.tls import GRPC_SERVER_OPTIONS, ListenError, listen
 from heddle.msp import load_signing_identity
 from heddle.orderer.broadcast import AtomicBroadcast
 from heddle.orderer.config import OrdererNodeConfig
@@ -50,7 +50,7 @@ class OrdererNode:
             root_certificates=roots,
             require_client_auth=True,
         )
-        server.add_secure_port(cc.address, creds)
+        listen(server, cc.address, creds)
         await server.start()
         self._cluster_server = server
         log.warning("orderer cluster service on %s (mutual TLS)", cc.address)
@@ -62,18 +62,19 @@ class OrdererNode:
         await self.registrar.start()
         server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
         server.add_generic_rpc_handlers([AtomicBroadcast(self.registrar).handler()])
-        if cfg.tls.enabled:
-            server.add_secure_port(cfg.address, cfg.tls.server_credentials())
-        else:
-            server.add_insecure_port(cfg.address)
+        listen(server, cfg.address, cfg.tls.server_credentials() if cfg.tls.enabled else None)
         await server.start()
         self._server = server
         if cfg.admin_listen and cfg.participation_enabled:
             host, _, port = cfg.admin_listen.rpartition(":")
             runner = web.AppRunner(make_app(self.registrar, cfg.participation_max_body))
             await runner.setup()
-            await web.TCPSite(runner, host or "127.0.0.1", int(port), ssl_context=self._admin_ssl()).start()
             self._admin = runner
+            site = web.TCPSite(runner, host or "127.0.0.1", int(port), ssl_context=self._admin_ssl())
+            try:
+                await site.start()
+            except OSError as exc:
+                raise ListenError(f"listen tcp {cfg.admin_listen} (Admin): {exc.strerror or exc}") from exc
         log.warning(
             "orderer %s serving on %s (TLS %s), admin on %s",
             cfg.local_msp_id,

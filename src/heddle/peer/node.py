@@ -17,6 +17,7 @@ from heddle.chaincode.system.qscc import Qscc
 from heddle.channelconfig import ConfigError
 from heddle.common.process import serve_until_signalled
 from heddle.common.tls import GRPC_SERVER_OPTIONS
+from heddle.common.tls import listen as tls_listen
 from heddle.msp import Msp, load_signing_identity
 from heddle.peer.blockpuller import BlockPuller
 from heddle.peer.channel import PeerChannel
@@ -151,10 +152,7 @@ class PeerNode:
             [self.endorser.handler(), PeerDeliver(self.channels, self.pool).handler(), self.gateway.handler()]
         )
         listen = self.config.listen_address
-        if self.config.tls.enabled:
-            server.add_secure_port(listen, self.config.tls.server_credentials())
-        else:
-            server.add_insecure_port(listen)
+        tls_listen(server, listen, self.config.tls.server_credentials() if self.config.tls.enabled else None)
         await server.start()
         self._server = server
         log.warning(

@@ -14,6 +14,7 @@ import pytest
 from network_helpers import make_network
 from tcf_tampering import EDIT_IDS, EDITS, Tamper
 
+from heddle.common.ports import free_port
 from heddle.network.local import LocalNetwork
 from heddle.network.tcf_services import (
     running_services,
@@ -27,7 +28,6 @@ from heddle.tcf.client import DirectTransport, RpcError, TcfClient
 from heddle.tcf.codes import ErrorCode, ReceiptStatus, TcfError
 from heddle.tcf.connector import Checkpoint, work_order_history
 from heddle.tcf.hospitals import Hospital, cleveland_csv, split_records
-from heddle.tcf.processes import free_port
 from heddle.tcf.proxy import LedgerTransport
 from heddle.tcf.store import SqliteStore
 from heddle.tcf.story import EXAMPLES, allowed_measurements, ledger_story

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from heddle.cli import CliError
+from heddle.cli import CliError, run_node
 from heddle.common.config import ConfigFileError
 
 
@@ -24,10 +22,4 @@ def _start(args) -> int:
         config = load_orderer_config(args.config)
     except ConfigFileError as exc:
         raise CliError(str(exc)) from exc
-    from heddle.common.tls import ListenError
-
-    try:
-        asyncio.run(run(config))
-    except ListenError as exc:
-        raise CliError(str(exc)) from exc
-    return 0
+    return run_node(run, config)

@@ -7,11 +7,10 @@ CORE_PEER_TLS_ROOTCERT_FILE, or from the equivalent flags.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
-from heddle.cli import CliError
+from heddle.cli import CliError, run_node
 from heddle.common.config import ConfigFileError
 
 
@@ -77,13 +76,7 @@ def _start(args) -> int:
         config = load_peer_config(args.config)
     except ConfigFileError as exc:
         raise CliError(str(exc)) from exc
-    from heddle.common.tls import ListenError
-
-    try:
-        asyncio.run(run(config))
-    except ListenError as exc:
-        raise CliError(str(exc)) from exc
-    return 0
+    return run_node(run, config)
 
 
 def _invoke_scc(args, channel: str, chaincode: str, fargs: list[bytes]) -> bytes:

@@ -16,8 +16,7 @@ from heddle.chaincode.system.cscc import Cscc
 from heddle.chaincode.system.qscc import Qscc
 from heddle.channelconfig import ConfigError
 from heddle.common.process import serve_until_signalled
-from heddle.common.tls import GRPC_SERVER_OPTIONS
-from heddle.common.tls import listen as tls_listen
+from heddle.common.tls import GRPC_SERVER_OPTIONS, listen
 from heddle.msp import Msp, load_signing_identity
 from heddle.peer.blockpuller import BlockPuller
 from heddle.peer.channel import PeerChannel
@@ -151,15 +150,15 @@ class PeerNode:
         server.add_generic_rpc_handlers(
             [self.endorser.handler(), PeerDeliver(self.channels, self.pool).handler(), self.gateway.handler()]
         )
-        listen = self.config.listen_address
-        tls_listen(server, listen, self.config.tls.server_credentials() if self.config.tls.enabled else None)
+        address = self.config.listen_address
+        listen(server, address, self.config.tls.server_credentials() if self.config.tls.enabled else None)
         await server.start()
         self._server = server
         log.warning(
             "peer %s (%s) serving on %s, channels: %s",
             self.config.peer_id,
             self.config.mspid,
-            listen,
+            address,
             ", ".join(self.channels) or "none",
         )
 

@@ -46,14 +46,18 @@ class Rows:
 
 
 class FakeStub:
+    """Fabric's simulation semantics: reads see the committed state only, never this
+    transaction's own writes, which are committed when the transaction succeeds."""
+
     def __init__(self, state, mspid, cert):
         self.state, self.creator, self.events = state, {"mspid": mspid, "idBytes": cert}, []
+        self.writes: dict[str, bytes] = {}
 
     async def get_state(self, key):
         return self.state.get(key, b"")
 
     async def put_state(self, key, value):
-        self.state[key] = bytes(value)
+        self.writes[key] = bytes(value)
 
     async def get_state_by_range(self, start, end):
         return Rows([KV(k, v) for k, v in sorted(self.state.items()) if start <= k < end])
@@ -83,6 +87,7 @@ class Ledger:
     def call(self, who: str, function: str, *args: str):
         stub = FakeStub(self.state, f"{who}MSP", f"cert of {who}".encode())
         result = asyncio.run(getattr(self.contract, function)(Ctx(stub), *args))
+        self.state.update(stub.writes)  # committed: the call succeeded
         return json.loads(result), stub.events
 
 
@@ -143,6 +148,32 @@ def test_submit_emits_the_event_and_only_the_worker_completes_once(ledger, worke
         "Org2", "WorkOrderReceiptRetrieve", json.dumps({"workOrderId": pending.work_order_id})
     )
     assert receipt_now["receiptCurrentStatus"] == 1
+
+
+def test_a_receipt_created_after_the_completion_takes_the_workers_pending_update(
+    ledger, worker, worker_keys, alice
+):
+    """The worker may finish before the requester creates the receipt: the completion's
+    receipt update waits on the work order and is applied in the creating transaction, which
+    cannot read back the receipt it has just written."""
+    pending = requester.build_work_order(worker, "echo", [b"hi"], alice)
+    ledger.call("Org2", "WorkOrderSubmit", json.dumps(pending.params))
+    result = processor.process(worker_keys, copy.deepcopy(pending.params))
+    update = processor.completion_receipt(worker_keys, result)
+    ledger.call(
+        "Org1", "WorkOrderComplete", pending.work_order_id, json.dumps({"result": result}), json.dumps(update)
+    )
+    ledger.call("Org2", "WorkOrderReceiptCreate", json.dumps(requester.receipt_create(pending, alice)))
+    ids = json.dumps({"workOrderId": pending.work_order_id})
+    receipt, _ = ledger.call("Org2", "WorkOrderReceiptRetrieve", ids)
+    assert receipt["receiptCurrentStatus"] == 1  # completed
+    last, _ = ledger.call(
+        "Org2",
+        "WorkOrderReceiptUpdateRetrieve",
+        json.dumps({"workOrderId": pending.work_order_id, "updateIndex": 0xFFFFFFFF}),
+    )
+    assert last["updateSignature"] == update["updateSignature"]
+    assert last["updateData"] == update["updateData"]
 
 
 def test_datasets_hold_ciphertext_and_belong_to_their_publisher(ledger, worker_keys):

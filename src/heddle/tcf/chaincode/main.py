@@ -47,30 +47,44 @@ def state_key(kind: str, key: str) -> str:
 
 
 class WorldState:
-    """``Records`` over the world state, called from a worker thread (the registry is sync)."""
+    """``Records`` over the world state, called from a worker thread (the registry is sync).
+
+    A Fabric transaction does not read its own writes (GetState returns the committed
+    value), but ``Records`` does, as a SQLite transaction does: so what this transaction
+    has put is kept here and read back from here, and the registry's rules mean the same
+    over both stores (e.g. a receipt created and given the worker's pending update in one
+    transaction)."""
 
     def __init__(self, ctx: TransactionContext, loop: asyncio.AbstractEventLoop) -> None:
         self.stub = ctx.get_stub()
         self.loop = loop
         self.submitted: list[tuple[str, str]] = []
+        self._written: dict[tuple[str, str], str] = {}
 
     def _await(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def get(self, kind, key):
-        raw = self._await(self.stub.get_state(state_key(kind, key)))
+        raw = self._written.get((kind, key))
+        if raw is None:
+            raw = self._await(self.stub.get_state(state_key(kind, key)))
         return json.loads(raw) if raw else None
 
     def put(self, kind, key, doc):
-        self._await(self.stub.put_state(state_key(kind, key), to_json(doc).encode()))
+        text = to_json(doc)
+        self._await(self.stub.put_state(state_key(kind, key), text.encode()))
+        self._written[(kind, key)] = text
 
     def scan(self, kind, after=""):
         async def collect():
             start = state_key(kind, after + "\x00" if after else "")
             rows = await self.stub.get_state_by_range(start, f"{kind}0")  # '0' follows '/'
-            return [(kv.key[len(kind) + 1 :], json.loads(kv.value)) async for kv in rows]
+            return {kv.key[len(kind) + 1 :]: kv.value async for kv in rows}
 
-        yield from self._await(collect())
+        rows = self._await(collect())
+        rows.update({k: v for (d, k), v in self._written.items() if d == kind and k > after})
+        for key in sorted(rows):
+            yield key, json.loads(rows[key])
 
     def enqueue(self, work_order_id, worker_id):
         self.submitted.append((work_order_id, worker_id))

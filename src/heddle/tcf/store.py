@@ -3,9 +3,9 @@
 ``Records`` is the small storage interface the registry rules need: get, put and an
 ordered scan of JSON documents by kind, inside a transaction (whose reads see its own
 puts), plus ``enqueue`` for a submitted work order. ``SqliteStore`` implements it over
-one SQLite file in WAL mode, shared by the listener and the worker processes of one installation (as Avalon's
-listener and enclave manager share one KV store); a chaincode implements it over its
-world state and turns ``enqueue`` into a workOrderSubmitted event.
+one SQLite file in WAL mode, shared by the listener and the worker processes of one
+installation (as Avalon's listener and enclave manager share one KV store); a chaincode
+implements it over its world state and turns ``enqueue`` into a workOrderSubmitted event.
 
 The queue survives restarts: an entry is claimed with a lease; a worker host that
 restarts gives back what it had claimed, and an expired lease is claimable again.
